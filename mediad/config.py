@@ -1,0 +1,365 @@
+"""Configuration: one YAML file plus environment overrides, into frozen dataclasses.
+
+Every key is optional. Precedence, lowest first: built-in defaults, the YAML file
+(``--config PATH`` or ``MEDIAD_CONFIG``), ``MEDIAD_<SECTION>_<KEY>`` variables, and the
+named variables (``DATABASE_URL``, ``REDIS_URL``, ``WORKER_TOKEN``, ``TWMD_PATH``,
+``TWITTER_COOKIES_PATH``, ``TWITTER_PROXY``). A bad value raises ``ConfigError`` naming
+the key, which the CLI prints as one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mediad.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    api_tokens: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 64 * 1024
+    shutdown_grace_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str | None = None
+    pool_min: int = 1
+    pool_max: int = 10
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str | None = None
+    prefix: str = "mediad:"
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    state_dir: str = ""  # "" → default_state_dir()
+    data_dir: str = ""  # "" → {state_dir}/data
+    tmp_dir: str = ""  # "" → {state_dir}/tmp
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    concurrency: int = 3
+    max_attempts: int = 3
+    watchdog_s: float = 60.0
+    retry_backoff_s: float = 2.0
+    reconcile_interval_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ProgressConfig:
+    throttle_ms: int = 333
+    worker_hz: float = 10.0
+
+
+@dataclass(frozen=True)
+class WorkersConfig:
+    token: str | None = None  # shared token for remote `mediad worker` processes
+    processes: int | None = None  # local worker processes; None → queue.concurrency
+    heartbeat_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class ToolsConfig:
+    ytdlp: str | None = None  # None → the yt_dlp module inside the worker (fork per job)
+    aria2c: str | None = None
+    ffmpeg: str | None = None
+    ffprobe: str | None = None
+    twmd: str | None = None
+    postgres_bin_dir: str | None = None
+    redis_server: str | None = None
+
+
+@dataclass(frozen=True)
+class TwitterConfig:
+    cookies_path: str | None = None
+    proxy: str | None = None
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    allow_private: bool = False
+    allow_hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "info"
+    format: str = "json"
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    progress: ProgressConfig = field(default_factory=ProgressConfig)
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
+    twitter: TwitterConfig = field(default_factory=TwitterConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.storage.state_dir)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.storage.data_dir)
+
+    @property
+    def tmp_path(self) -> Path:
+        return Path(self.storage.tmp_dir)
+
+    @property
+    def worker_processes(self) -> int:
+        if self.workers.processes is None:
+            return self.queue.concurrency
+        return self.workers.processes
+
+
+# Environment variables with names of their own, and the key each one sets.
+NAMED_ENV = {
+    "DATABASE_URL": ("database", "url"),
+    "REDIS_URL": ("redis", "url"),
+    "WORKER_TOKEN": ("workers", "token"),
+    "TWMD_PATH": ("tools", "twmd"),
+    "TWITTER_COOKIES_PATH": ("twitter", "cookies_path"),
+    "TWITTER_PROXY": ("twitter", "proxy"),
+}
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def default_state_dir() -> Path:
+    """Where the embedded PostgreSQL, Redis and the files live when nothing says otherwise.
+
+    As root this is /var/lib/mediad, as for a system service (PostgreSQL, which runs as
+    the ``postgres`` user then, cannot reach into /root). Otherwise the XDG data dir.
+    """
+    if os.geteuid() == 0:
+        return Path("/var/lib/mediad")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mediad"
+
+
+def load(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """Read the YAML file (if any), apply the environment, validate, resolve paths."""
+    env = os.environ if env is None else env
+    path = path or env.get("MEDIAD_CONFIG") or None
+    raw: dict[str, Any] = _read_yaml(Path(path)) if path else {}
+    _apply_env(raw, env)
+    return build(raw)
+
+
+def build(raw: Mapping[str, Any]) -> Config:
+    """Turn a nested mapping (as from YAML) into a validated Config."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("(top level)", "must be a mapping of sections")
+    sections: dict[str, Any] = {}
+    hints = typing.get_type_hints(Config)
+    for name, value in raw.items():
+        if name not in hints:
+            raise ConfigError(str(name), f"unknown section (expected one of {', '.join(hints)})")
+        sections[name] = _build_section(name, hints[name], value)
+    config = Config(**sections)
+    _validate(config)
+    return _resolve_paths(config)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read config file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(str(path), f"invalid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "must be a mapping of sections")
+    return data
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    sections = typing.get_type_hints(Config)
+    for name, value in env.items():
+        if not name.startswith("MEDIAD_") or name == "MEDIAD_CONFIG":
+            continue
+        section, _, key = name[len("MEDIAD_") :].lower().partition("_")
+        if section in sections and key:
+            raw.setdefault(section, {})
+            if isinstance(raw[section], dict):
+                raw[section][key] = _EnvValue(value)
+    for name, (section, key) in NAMED_ENV.items():
+        if env.get(name):
+            raw.setdefault(section, {})
+            if isinstance(raw[section], dict):
+                raw[section][key] = _EnvValue(env[name])
+
+
+class _EnvValue(str):
+    """A string from the environment: converted to the field's type, unlike YAML values."""
+
+
+def _build_section(name: str, cls: type, value: Any) -> Any:
+    if value is None:
+        return cls()
+    if not isinstance(value, Mapping):
+        raise ConfigError(name, "must be a mapping")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, item in value.items():
+        if key not in hints:
+            raise ConfigError(f"{name}.{key}", "unknown key")
+        kwargs[key] = _convert(f"{name}.{key}", hints[key], item)
+    return cls(**kwargs)
+
+
+def _convert(key: str, hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, _EnvValue) and value == ""):
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(key, inner, value)
+    if isinstance(value, _EnvValue):
+        return _from_env(key, hint, str(value))
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(key, "must be a list of strings")
+        return tuple(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"must be true or false, not {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"must be a whole number, not {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, f"must be a number, not {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(key, f"must be a string, not {value!r}")
+        return str(value)
+    raise ConfigError(key, "unsupported value")  # pragma: no cover - all fields covered above
+
+
+def _from_env(key: str, hint: Any, text: str) -> Any:
+    if typing.get_origin(hint) is tuple:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    if hint is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(key, f"must be true or false, not {text!r}")
+    if hint is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(key, f"must be a whole number, not {text!r}") from None
+    if hint is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(key, f"must be a number, not {text!r}") from None
+    return text
+
+
+def _validate(c: Config) -> None:
+    _check(c.server.port, "server.port", 0, 65535)
+    _check(c.server.max_body_bytes, "server.max_body_bytes", 1024, 64 * 1024 * 1024)
+    _check(c.server.shutdown_grace_s, "server.shutdown_grace_s", 0, 3600)
+    _check(c.database.pool_min, "database.pool_min", 1, 100)
+    _check(c.database.pool_max, "database.pool_max", c.database.pool_min, 100)
+    _check(c.queue.concurrency, "queue.concurrency", 1, 64)
+    _check(c.queue.max_attempts, "queue.max_attempts", 1, 100)
+    _check(c.queue.watchdog_s, "queue.watchdog_s", 1, 86400)
+    _check(c.queue.retry_backoff_s, "queue.retry_backoff_s", 0, 3600)
+    _check(c.queue.reconcile_interval_s, "queue.reconcile_interval_s", 1, 86400)
+    _check(c.progress.throttle_ms, "progress.throttle_ms", 10, 60_000)
+    _check(c.progress.worker_hz, "progress.worker_hz", 0.1, 100)
+    _check(c.workers.heartbeat_s, "workers.heartbeat_s", 0.1, 3600)
+    if c.workers.processes is not None:
+        _check(c.workers.processes, "workers.processes", 0, 64)
+    if c.workers.token is not None and len(c.workers.token) < 16:
+        raise ConfigError("workers.token", "must be at least 16 characters")
+    for token in c.server.api_tokens:
+        if len(token) < 16:
+            raise ConfigError("server.api_tokens", "each token must be at least 16 characters")
+    if "*" in c.server.cors_origins:
+        raise ConfigError("server.cors_origins", "'*' is not allowed; list the origins")
+    if c.logging.level.lower() not in LOG_LEVELS:
+        raise ConfigError("logging.level", f"must be one of {', '.join(LOG_LEVELS)}")
+    if c.logging.format not in ("json", "text"):
+        raise ConfigError("logging.format", "must be json or text")
+    if not c.redis.prefix or any(ch.isspace() for ch in c.redis.prefix):
+        raise ConfigError("redis.prefix", "must be a non-empty string without spaces")
+    for key, url, schemes in (
+        ("database.url", c.database.url, ("postgres://", "postgresql://")),
+        ("redis.url", c.redis.url, ("redis://", "rediss://", "unix://")),
+    ):
+        if url is not None and not url.startswith(schemes):
+            raise ConfigError(key, f"must start with {' or '.join(schemes)}")
+
+
+def _check(value: float, key: str, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ConfigError(key, f"must be between {low:g} and {high:g}, not {value!r}")
+
+
+def _resolve_paths(c: Config) -> Config:
+    state = Path(c.storage.state_dir).expanduser() if c.storage.state_dir else default_state_dir()
+    state = state.absolute()
+    data = Path(c.storage.data_dir).expanduser() if c.storage.data_dir else state / "data"
+    tmp = Path(c.storage.tmp_dir).expanduser() if c.storage.tmp_dir else state / "tmp"
+    storage = dataclasses.replace(
+        c.storage, state_dir=str(state), data_dir=str(data.absolute()), tmp_dir=str(tmp.absolute())
+    )
+    return dataclasses.replace(c, storage=storage)
+
+
+def replace(config: Config, **sections: Mapping[str, Any]) -> Config:
+    """A copy of ``config`` with some keys changed, e.g. ``replace(c, queue={"concurrency": 2})``."""
+    raw: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        raw[f.name] = {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(getattr(config, f.name)).items()
+        }
+    for name, changes in sections.items():
+        raw[name].update(changes)
+    return build(raw)

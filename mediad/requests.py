@@ -1,0 +1,205 @@
+"""Pure: validation of REST request bodies and query strings.
+
+Each function returns clean values or raises ``BadRequest`` with a code and a sentence
+a person can act on.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from mediad.detect import detect_type
+from mediad.errors import BadRequest
+from mediad.models import JobType, Status
+
+MAX_URL_LENGTH = 2048
+YTDLP_PRESETS = frozenset({"best", "1080p", "720p", "480p", "audio"})
+# yt-dlp's format selector grammar: ids, fields, comparisons, merges, fallbacks, groups.
+YTDLP_SELECTOR = re.compile(r"^[A-Za-z0-9_.+\-/\[\]<>=!*?^$~:,() ]{1,200}$")
+AUDIO_FORMATS = frozenset({"mp3", "m4a", "opus", "flac", "wav"})
+CONTAINERS = frozenset({"mp4", "mkv"})
+MEDIA_TYPES = frozenset({"images", "videos", "all"})
+LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$|^all$")
+
+
+def parse_new_download(body: Any) -> tuple[str, JobType, dict[str, Any]]:
+    """(url, type, options) from a ``POST /downloads`` body."""
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", code="invalid_body")
+    unknown = set(body) - {"url", "type", "options"}
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}", code="unknown_field")
+    url = parse_url(body.get("url"))
+    raw_type = body.get("type")
+    if raw_type is None:
+        job_type = detect_type(url)
+    else:
+        try:
+            job_type = JobType(raw_type)
+        except (ValueError, TypeError):
+            raise BadRequest(
+                "type must be one of ytdlp, aria2, ffmpeg, twitter", code="invalid_type"
+            ) from None
+    options = parse_options(job_type, body.get("options"))
+    return url, job_type, options
+
+
+def parse_url(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest("url is required and must be a string", code="invalid_url")
+    url = value.strip()
+    if len(url) > MAX_URL_LENGTH:
+        raise BadRequest(f"url is longer than {MAX_URL_LENGTH} characters", code="invalid_url")
+    if any(ord(ch) < 33 or ord(ch) == 127 for ch in url):
+        raise BadRequest("url must not contain spaces or control characters", code="invalid_url")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        raise BadRequest("only http and https URLs are accepted", code="unsupported_scheme")
+    host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1]
+    if not host or host.startswith(":"):
+        raise BadRequest("url has no host", code="invalid_url")
+    return url
+
+
+def parse_options(job_type: JobType, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest("options must be an object", code="invalid_options")
+    checks = _OPTION_CHECKS[job_type]
+    options: dict[str, Any] = {}
+    for key, item in value.items():
+        check = checks.get(key)
+        if check is None:
+            allowed = ", ".join(sorted(checks)) or "none"
+            raise BadRequest(
+                f"option {key!r} does not apply to {job_type.value} jobs (allowed: {allowed})",
+                code="invalid_options",
+            )
+        options[key] = check(key, item)
+    if options.get("audioFormat") and not options.get("audioOnly"):
+        options["audioOnly"] = True
+    return options
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise BadRequest(f"option {key} must be true or false", code="invalid_options")
+    return value
+
+
+def _int_range(low: int, high: int):  # type: ignore[no-untyped-def]
+    def check(key: str, value: Any) -> int:
+        if type(value) is not int or not low <= value <= high:
+            raise BadRequest(
+                f"option {key} must be a whole number from {low} to {high}", code="invalid_options"
+            )
+        return value
+
+    return check
+
+
+def _one_of(choices: frozenset[str]):  # type: ignore[no-untyped-def]
+    def check(key: str, value: Any) -> str:
+        if value not in choices:
+            raise BadRequest(
+                f"option {key} must be one of {', '.join(sorted(choices))}", code="invalid_options"
+            )
+        return str(value)
+
+    return check
+
+
+def _format(key: str, value: Any) -> str:
+    if isinstance(value, str) and (value in YTDLP_PRESETS or YTDLP_SELECTOR.match(value)):
+        return value
+    raise BadRequest(
+        f"option {key} must be one of {', '.join(sorted(YTDLP_PRESETS))} or a yt-dlp format"
+        " selector (letters, digits and []<>=!*?+-/.,:()^$~ only)",
+        code="invalid_options",
+    )
+
+
+def _languages(key: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= 20
+        or not all(isinstance(v, str) and LANGUAGE.match(v) for v in value)
+    ):
+        raise BadRequest(
+            f"option {key} must be a list of language codes such as en or pt-BR",
+            code="invalid_options",
+        )
+    return list(value)
+
+
+_OPTION_CHECKS: dict[JobType, dict[str, Any]] = {
+    JobType.YTDLP: {
+        "format": _format,
+        "audioOnly": _bool,
+        "audioFormat": _one_of(AUDIO_FORMATS),
+        "playlist": _bool,
+        "maxItems": _int_range(1, 1000),
+        "subtitles": _languages,
+    },
+    JobType.ARIA2: {},
+    JobType.FFMPEG: {"container": _one_of(CONTAINERS)},
+    JobType.TWITTER: {
+        "mediaType": _one_of(MEDIA_TYPES),
+        "includeRetweets": _bool,
+        "maxTweets": _int_range(1, 3000),
+    },
+}
+
+
+def parse_job_id(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise BadRequest("the job id must be a UUID", code="invalid_job_id") from None
+
+
+def parse_list_query(query: Any) -> tuple[Status | None, int, tuple[datetime, UUID] | None]:
+    """(status, limit, after) from ``GET /downloads``'s query string."""
+    unknown = set(query) - {"status", "limit", "cursor"}
+    if unknown:
+        raise BadRequest(f"unknown parameter(s): {', '.join(sorted(unknown))}", code="bad_query")
+    status = None
+    if query.get("status"):
+        try:
+            status = Status(query["status"])
+        except ValueError:
+            raise BadRequest(
+                f"status must be one of {', '.join(s.value for s in Status)}", code="bad_query"
+            ) from None
+    limit = 50
+    if "limit" in query:
+        text = query["limit"]
+        if not text.isdigit() or not 1 <= int(text) <= 200:
+            raise BadRequest("limit must be a whole number from 1 to 200", code="bad_query")
+        limit = int(text)
+    after = decode_cursor(query["cursor"]) if query.get("cursor") else None
+    return status, limit, after
+
+
+def encode_cursor(created_at: datetime, job_id: UUID) -> str:
+    raw = f"{created_at.isoformat()}|{job_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        stamp, _, job_id = base64.urlsafe_b64decode(padded.encode()).decode().partition("|")
+        created = datetime.fromisoformat(stamp)
+        if created.tzinfo is None:
+            raise ValueError("naive")
+        return created, UUID(job_id)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("cursor is not one this server gave out", code="bad_cursor") from None

@@ -1,0 +1,260 @@
+"""PostgreSQL: the only pool and the only writer. One method per query.
+
+asyncpg and socket errors become ``StoreUnavailable`` here; handlers never see a driver
+exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from mediad import migrations
+from mediad.errors import StoreUnavailable
+from mediad.models import Job, JobType, Status
+
+log = logging.getLogger(__name__)
+
+_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.ConnectionFailureError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressRow:
+    """One job's latest progress, as the flusher writes it."""
+
+    job_id: UUID
+    attempt: int
+    stage: str
+    progress: float | None
+    speed: int | None
+    eta: int | None
+    total_bytes: int | None
+
+
+@contextlib.contextmanager
+def _translated() -> Any:
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: orjson.dumps(v).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+    )
+
+
+class Store:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 10) -> Store:
+        with _translated():
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                init=_init_connection,
+                command_timeout=30,
+                timeout=10,
+            )
+        return cls(pool)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._pool.close(), 10)
+
+    @contextlib.asynccontextmanager
+    async def _conn(self) -> AsyncIterator[asyncpg.Connection]:
+        with _translated():
+            async with self._pool.acquire() as conn:
+                yield conn
+
+    async def migrate(self) -> list[str]:
+        async with self._conn() as conn:
+            return await migrations.apply(conn)
+
+    async def ping(self) -> None:
+        async with self._conn() as conn:
+            await conn.fetchval("SELECT 1", timeout=3)
+
+    async def insert_job(
+        self, job_id: UUID, url: str, job_type: JobType, options: dict[str, Any]
+    ) -> Job:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "INSERT INTO jobs (id, url, type, status, stage, progress, options)"
+                " VALUES ($1, $2, $3, 'queued', 'queued', 0, $4) RETURNING *",
+                job_id,
+                url,
+                job_type.value,
+                options,
+            )
+        return Job.from_row(row)
+
+    async def get_job(self, job_id: UUID) -> Job | None:
+        async with self._conn() as conn:
+            row = await conn.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
+        return Job.from_row(row) if row else None
+
+    async def list_jobs(
+        self, *, status: Status | None, limit: int, after: tuple[datetime, UUID] | None
+    ) -> list[Job]:
+        """Newest first; ``after`` is the (created_at, id) of the last job of the previous page."""
+        where, args = [], []
+        if status is not None:
+            args.append(status.value)
+            where.append(f"status = ${len(args)}")
+        if after is not None:
+            args.extend(after)
+            where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+        args.append(limit)
+        sql = "SELECT * FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
+        async with self._conn() as conn:
+            rows = await conn.fetch(sql, *args)
+        return [Job.from_row(r) for r in rows]
+
+    async def mark_running(self, job_id: UUID, worker_id: str) -> Job | None:
+        """queued → running for a new attempt; None when the job is no longer queued."""
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, worker_id = $2,"
+                " stage = 'downloading', progress = 0, speed = NULL, eta = NULL,"
+                " error_code = NULL, error_message = NULL,"
+                " started_at = now(), finished_at = NULL, updated_at = now()"
+                " WHERE id = $1 AND status = 'queued' RETURNING *",
+                job_id,
+                worker_id,
+            )
+        return Job.from_row(row) if row else None
+
+    async def flush_progress(self, rows: Sequence[ProgressRow]) -> int:
+        """Write many jobs' progress in one statement; only the current attempt of a running job."""
+        if not rows:
+            return 0
+        async with self._conn() as conn:
+            result = await conn.execute(
+                "UPDATE jobs AS j SET stage = u.stage, progress = u.progress, speed = u.speed,"
+                " eta = u.eta, total_bytes = u.total_bytes, updated_at = now()"
+                " FROM unnest($1::uuid[], $2::int[], $3::text[], $4::real[], $5::bigint[],"
+                " $6::int[], $7::bigint[]) AS u(id, attempt, stage, progress, speed, eta, total)"
+                " WHERE j.id = u.id AND j.status = 'running' AND j.attempts = u.attempt",
+                [r.job_id for r in rows],
+                [r.attempt for r in rows],
+                [r.stage for r in rows],
+                [r.progress for r in rows],
+                [r.speed for r in rows],
+                [r.eta for r in rows],
+                [r.total_bytes for r in rows],
+            )
+        return int(result.split()[-1])
+
+    async def complete(
+        self,
+        job_id: UUID,
+        attempt: int,
+        *,
+        filename: str,
+        size: int,
+        output_path: str,
+        meta: dict[str, Any],
+    ) -> Job | None:
+        """running → completed, only for the current attempt (a late or stale worker loses)."""
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "UPDATE jobs SET status = 'completed', stage = 'finalizing', progress = 100,"
+                " speed = NULL, eta = 0, filename = $3, size = $4, output_path = $5,"
+                " total_bytes = COALESCE(total_bytes, $4), meta = meta || $6::jsonb,"
+                " error_code = NULL, error_message = NULL,"
+                " finished_at = now(), updated_at = now()"
+                " WHERE id = $1 AND status = 'running' AND attempts = $2 RETURNING *",
+                job_id,
+                attempt,
+                filename,
+                size,
+                output_path,
+                meta,
+            )
+        return Job.from_row(row) if row else None
+
+    async def fail(self, job_id: UUID, attempt: int, error_code: str, message: str) -> Job | None:
+        """running → failed for the current attempt."""
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "UPDATE jobs SET status = 'failed', error_code = $3, error_message = $4,"
+                " speed = NULL, eta = NULL, finished_at = now(), updated_at = now()"
+                " WHERE id = $1 AND status = 'running' AND attempts = $2 RETURNING *",
+                job_id,
+                attempt,
+                error_code,
+                message,
+            )
+        return Job.from_row(row) if row else None
+
+    async def requeue(
+        self, job_id: UUID, attempt: int, error_code: str, message: str
+    ) -> Job | None:
+        """running → queued after a lost attempt; the error is kept for the record."""
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "UPDATE jobs SET status = 'queued', stage = 'queued', speed = NULL, eta = NULL,"
+                " error_code = $3, error_message = $4, worker_id = NULL, updated_at = now()"
+                " WHERE id = $1 AND status = 'running' AND attempts = $2 RETURNING *",
+                job_id,
+                attempt,
+                error_code,
+                message,
+            )
+        return Job.from_row(row) if row else None
+
+    async def requeue_orphans(self) -> list[UUID]:
+        """At start-up: every job still marked running belongs to a process that is gone."""
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "UPDATE jobs SET status = 'queued', stage = 'queued', speed = NULL, eta = NULL,"
+                " worker_id = NULL, error_code = 'worker_lost',"
+                " error_message = 'the service stopped while the job was running',"
+                " updated_at = now() WHERE status = 'running' RETURNING id"
+            )
+        return [r["id"] for r in rows]
+
+    async def queued_ids(self) -> list[UUID]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, id"
+            )
+        return [r["id"] for r in rows]
+
+    async def count_by_status(self) -> dict[str, int]:
+        async with self._conn() as conn:
+            rows = await conn.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status")
+        return {r["status"]: r["n"] for r in rows}
+
+    async def delete_jobs(self, job_ids: Iterable[UUID]) -> None:
+        async with self._conn() as conn:
+            await conn.execute("DELETE FROM jobs WHERE id = ANY($1::uuid[])", list(job_ids))
