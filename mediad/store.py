@@ -162,7 +162,7 @@ class Store:
                 "UPDATE jobs AS j SET stage = u.stage, progress = u.progress, speed = u.speed,"
                 " eta = u.eta, total_bytes = u.total_bytes, updated_at = now()"
                 " FROM unnest($1::uuid[], $2::int[], $3::text[], $4::real[], $5::bigint[],"
-                " $6::int[], $7::bigint[]) AS u(id, attempt, stage, progress, speed, eta, total)"
+                " $6::int[], $7::bigint[]) AS u(id, attempt, stage, progress, speed, eta, total_bytes)"
                 " WHERE j.id = u.id AND j.status = 'running' AND j.attempts = u.attempt",
                 [r.job_id for r in rows],
                 [r.attempt for r in rows],

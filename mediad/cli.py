@@ -1,0 +1,218 @@
+"""The command line: ``mediad serve | worker | migrate | check-config``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+
+from mediad import __version__, logs
+from mediad import config as configuration
+from mediad.errors import ConfigError, MediadError, ServiceError
+
+log = logging.getLogger("mediad")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "worker" and os.environ.get("MEDIAD_WORKER_SERVER"):
+            return _local_worker()
+        config = configuration.load(args.config)
+        if getattr(args, "host", None):
+            config = configuration.replace(config, server={"host": args.host})
+        if getattr(args, "port", None) is not None:
+            config = configuration.replace(config, server={"port": args.port})
+        return int(args.run(args, config))
+    except ConfigError as exc:
+        print(f"mediad: {exc}", file=sys.stderr)
+        return 2
+    except ServiceError as exc:
+        print(f"mediad: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mediad", description="Self-hosted media downloads.")
+    parser.add_argument("--version", action="version", version=f"mediad {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str, run):  # type: ignore[no-untyped-def]
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--config", "-c", metavar="PATH", help="YAML file (or MEDIAD_CONFIG)")
+        sub.set_defaults(run=run)
+        return sub
+
+    serve = command("serve", "run the service (HTTP, Socket.IO, workers)", _serve)
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port")
+    worker = command("worker", "run a remote worker (needs WORKER_TOKEN)", _remote_worker)
+    worker.add_argument("--server", help="the service's URL, e.g. http://10.0.0.2:8080")
+    command("migrate", "apply database migrations and exit", _migrate)
+    command("check-config", "validate the configuration and print it", _check_config)
+    return parser
+
+
+def _event_loop_policy() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _serve(args: argparse.Namespace, config: configuration.Config) -> int:
+    logs.configure(config.logging.level, config.logging.format, "serve")
+    _event_loop_policy()
+    return asyncio.run(_serve_async(config))
+
+
+async def _serve_async(config: configuration.Config) -> int:
+    from mediad.service import Service
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    service = Service(config)
+    try:
+        await service.start()
+    except MediadError as exc:
+        log.error("start-up failed: %s", exc)
+        return 1
+    assert service.failed is not None
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([stopper, service.failed], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    log.info("shutting down")
+    await service.stop()
+    return 1 if service.failed.done() else 0
+
+
+def _local_worker() -> int:
+    from mediad.worker import client
+    from mediad.worker.settings import WorkerSettings
+
+    settings = WorkerSettings.from_env()
+    logs.configure(settings.log_level, settings.log_format, settings.worker_id)
+    _event_loop_policy()
+    return client.main(settings)
+
+
+def _remote_worker(args: argparse.Namespace, config: configuration.Config) -> int:
+    """A worker on another machine: it runs its own aria2 daemon and shares storage."""
+    from mediad.aria2 import Aria2Daemon
+    from mediad.worker import client
+    from mediad.worker.settings import WorkerSettings
+
+    if not args.server:
+        raise ConfigError("--server", "a remote worker needs the service's URL")
+    if not config.workers.token:
+        raise ConfigError("workers.token", "a remote worker needs WORKER_TOKEN")
+    logs.configure(config.logging.level, config.logging.format, "worker")
+    _event_loop_policy()
+
+    async def run() -> int:
+        daemon = Aria2Daemon(config.state_path / "aria2-worker", binary=config.tools.aria2c)
+        await daemon.start()
+        try:
+            settings = WorkerSettings(
+                server_url=args.server,
+                worker_id=f"{socket.gethostname()}-{os.getpid()}",
+                token=config.workers.token or "",
+                data_dir=config.data_path,
+                tmp_dir=config.tmp_path,
+                aria2_url=daemon.url,
+                aria2_secret=daemon.secret,
+                ytdlp=config.tools.ytdlp,
+                ffmpeg=config.tools.ffmpeg,
+                ffprobe=config.tools.ffprobe,
+                twmd=config.tools.twmd,
+                twitter_cookies=config.twitter.cookies_path,
+                twitter_proxy=config.twitter.proxy,
+                progress_hz=config.progress.worker_hz,
+                heartbeat_s=config.workers.heartbeat_s,
+            )
+            if not settings.ytdlp:
+                client.run_ytdlp.preload()
+            return await client.Worker(settings).run()
+        finally:
+            await daemon.stop()
+
+    return asyncio.run(run())
+
+
+def _migrate(args: argparse.Namespace, config: configuration.Config) -> int:
+    logs.configure(config.logging.level, config.logging.format, "migrate")
+
+    async def run() -> int:
+        from mediad.services import ManagedPostgres, find_postgres_bin_dir
+        from mediad.store import Store
+
+        managed = None
+        dsn = config.database.url
+        if dsn is None:
+            bin_dir = find_postgres_bin_dir(config.tools.postgres_bin_dir)
+            managed = ManagedPostgres(config.state_path / "postgres", bin_dir=bin_dir)
+            dsn = await managed.start()
+        try:
+            store = await Store.open(dsn, min_size=1, max_size=1)
+            try:
+                applied = await store.migrate()
+            finally:
+                await store.close()
+        finally:
+            if managed is not None:
+                await managed.stop()
+        print(f"applied: {', '.join(applied)}" if applied else "the schema is up to date")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _check_config(args: argparse.Namespace, config: configuration.Config) -> int:
+    import dataclasses
+
+    import yaml
+
+    raw = dataclasses.asdict(config)
+    for section, keys in (("server", ("api_tokens",)), ("workers", ("token",))):
+        for key in keys:
+            if raw[section][key]:
+                raw[section][key] = "<set>"
+    if raw["database"]["url"]:
+        raw["database"]["url"] = _hide_password(raw["database"]["url"])
+    print(yaml.safe_dump(_plain(raw), sort_keys=False), end="")
+    print("# the configuration is valid", file=sys.stderr)
+    return 0
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _hide_password(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,524 @@
+"""Slots, assignment and worker events.
+
+The dispatcher takes job ids from the Redis list while fewer than ``queue.concurrency``
+jobs run and a worker is idle, binds each job's (jobId, attempt) to one worker, and turns
+that worker's events into state: progress is kept in memory and written by one flusher
+in batches; terminal events are written at once, guarded by the attempt, so a stale
+worker can never overwrite a newer attempt's result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from mediad import events, states
+from mediad.config import Config
+from mediad.errors import InvalidEvent, QueueUnavailable, StoreUnavailable
+from mediad.models import Job, Status
+from mediad.queue import Queue
+from mediad.store import ProgressRow, Store
+
+log = logging.getLogger(__name__)
+
+ALL_ROOM = "jobs:all"
+Emit = Callable[[str, dict[str, Any], Any, str], Awaitable[None]]
+
+
+def job_room(job_id: str) -> str:
+    return f"job:{job_id}"
+
+
+@dataclass(eq=False)
+class Assignment:
+    """One attempt of one job on one worker, with its live progress."""
+
+    job_id: str
+    attempt: int
+    sid: str
+    worker_id: str
+    stage: str = "downloading"
+    progress: float | None = 0.0
+    speed: int | None = None
+    eta: int | None = None
+    total_bytes: int | None = None
+    dirty: bool = False
+    finished: bool = False
+    last_activity: float = field(default_factory=time.monotonic)
+
+    def row(self) -> ProgressRow:
+        return ProgressRow(
+            UUID(self.job_id),
+            self.attempt,
+            self.stage,
+            self.progress,
+            self.speed,
+            self.eta,
+            self.total_bytes,
+        )
+
+
+@dataclass(eq=False)
+class WorkerConn:
+    sid: str
+    worker_id: str
+    assignment: Assignment | None = None
+    last_seen: float = field(default_factory=time.monotonic)
+
+
+class Dispatcher:
+    def __init__(self, config: Config, store: Store, queue: Queue, emit: Emit) -> None:
+        self.config = config
+        self.store = store
+        self.queue = queue
+        self._emit = emit
+        self.workers: dict[str, WorkerConn] = {}
+        self.running: dict[str, Assignment] = {}
+        self.ignored_events = 0
+        self._changed = asyncio.Event()
+        self._taking: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> list[asyncio.Task[None]]:
+        """Start the background tasks; the caller watches them (one dying stops the service)."""
+        return [
+            asyncio.create_task(self._dispatch_loop(), name="dispatcher"),
+            asyncio.create_task(self._flush_loop(), name="progress-flusher"),
+            asyncio.create_task(self._reconcile_loop(), name="reconciler"),
+            asyncio.create_task(self._watchdog_loop(), name="watchdog"),
+        ]
+
+    def begin_drain(self) -> None:
+        """Stop starting jobs; workers leaving from now on are part of the shutdown, and
+        their jobs stay ``running`` until the next start requeues them."""
+        self._stopping = True
+        self._changed.set()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._changed.set()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self.flush()
+        except StoreUnavailable:
+            log.warning("could not write the last progress at shutdown: PostgreSQL is down")
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- workers -----------------------------------------------------------------------
+
+    def worker_connected(self, sid: str, worker_id: str) -> None:
+        self.workers[sid] = WorkerConn(sid, worker_id)
+        log.info("worker %s connected", worker_id, extra={"workerId": worker_id})
+        self._changed.set()
+
+    async def worker_disconnected(self, sid: str) -> None:
+        worker = self.workers.pop(sid, None)
+        if worker is None:
+            return
+        log.info("worker %s disconnected", worker.worker_id, extra={"workerId": worker.worker_id})
+        a = worker.assignment
+        if a is not None and not a.finished and not self._stopping:
+            await self._attempt_lost(a, "worker_crashed", "the worker stopped during the job")
+
+    def idle_workers(self) -> int:
+        return sum(1 for w in self.workers.values() if w.assignment is None)
+
+    def _idle_worker(self) -> WorkerConn | None:
+        for worker in self.workers.values():
+            if worker.assignment is None:
+                return worker
+        return None
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        outage = 0.0
+        while not self._stopping:
+            while not self._has_capacity():
+                self._changed.clear()
+                await self._changed.wait()
+                if self._stopping:
+                    return
+            try:
+                job_id = await self.queue.take(timeout_s=1.0)
+                if job_id is None:
+                    continue
+                self._taking.add(job_id)
+                try:
+                    await self._assign(job_id)
+                finally:
+                    self._taking.discard(job_id)
+                if outage:
+                    outage = 0.0
+            except (QueueUnavailable, StoreUnavailable) as exc:
+                if not outage:
+                    log.warning("dispatching paused: %s", exc)
+                outage = min(5.0, (outage or 0.25) * 2)
+                await asyncio.sleep(outage)
+                if isinstance(exc, QueueUnavailable):
+                    # A Redis that comes back may have lost its lists.
+                    self._spawn(self._reconcile_quietly(), "reconcile-after-outage")
+
+    def _has_capacity(self) -> bool:
+        return len(self.running) < self.config.queue.concurrency and self._idle_worker() is not None
+
+    async def _assign(self, job_id: str) -> None:
+        try:
+            uuid = UUID(job_id)
+        except ValueError:
+            log.warning("dropping a malformed id from the queue: %r", job_id[:80])
+            await self.queue.done(job_id)
+            return
+        worker = self._idle_worker()
+        if worker is None:
+            await self.queue.give_back(job_id)
+            return
+        job = await self.store.mark_running(uuid, worker.worker_id)
+        if job is None:  # cancelled, paused, finished or a duplicate entry meanwhile
+            await self.queue.done(job_id)
+            return
+        a = Assignment(job_id, job.attempts, worker.sid, worker.worker_id)
+        self.running[job_id] = a
+        if self.workers.get(worker.sid) is not worker:  # it left while we wrote the row
+            await self._attempt_lost(a, "worker_crashed", "the worker left before the job started")
+            return
+        worker.assignment = a
+        log.info(
+            "job started on %s (attempt %d)",
+            worker.worker_id,
+            a.attempt,
+            extra={"jobId": job_id, "stage": "downloading"},
+        )
+        await self._publish_update(job)
+        await self._emit(
+            "job:start",
+            {
+                "jobId": job_id,
+                "attempt": a.attempt,
+                "url": job.url,
+                "type": job.type.value,
+                "options": job.options,
+            },
+            worker.sid,
+            "/worker",
+        )
+
+    # -- worker events -----------------------------------------------------------------
+
+    def _bound(self, sid: str, job_id: str, attempt: int) -> Assignment | None:
+        a = self.running.get(job_id)
+        if a is None or a.sid != sid or a.attempt != attempt or a.finished:
+            self.ignored_events += 1
+            return None
+        return a
+
+    async def on_progress(self, sid: str, data: Any) -> None:
+        try:
+            ev = events.parse_progress(data)
+        except InvalidEvent as exc:
+            self._reject(sid, "progress", exc)
+            return
+        a = self._bound(sid, ev.job_id, ev.attempt)
+        if a is None:
+            return
+        if (ev.progress, ev.stage) != (a.progress, a.stage) or ev.speed:
+            a.last_activity = time.monotonic()
+        a.stage, a.progress, a.speed = ev.stage, ev.progress, ev.speed
+        a.eta, a.total_bytes = ev.eta, ev.total_bytes
+        a.dirty = True
+        payload = {
+            "jobId": ev.job_id,
+            "stage": ev.stage,
+            "progress": ev.progress,
+            "speed": ev.speed,
+            "eta": ev.eta,
+            "totalBytes": ev.total_bytes,
+        }
+        await self._emit("progress", payload, [job_room(ev.job_id), ALL_ROOM], "/jobs")
+
+    def on_heartbeat(self, sid: str, data: Any) -> None:
+        worker = self.workers.get(sid)
+        if worker is None:
+            return
+        worker.last_seen = time.monotonic()
+        a = worker.assignment
+        if a is not None and isinstance(data, dict) and data.get("active") is True:
+            if data.get("jobId") == a.job_id and data.get("attempt") == a.attempt:
+                a.last_activity = worker.last_seen
+
+    async def on_completed(self, sid: str, data: Any) -> None:
+        try:
+            ev = events.parse_completed(data)
+        except InvalidEvent as exc:
+            self._reject(sid, "completed", exc)
+            return
+        a = self._bound(sid, ev.job_id, ev.attempt)
+        if a is None:
+            return
+        a.finished = True
+        missing = self._missing_files(ev)
+        if missing:
+            await self._fail_attempt(a, "tool_failed", f"the result file {missing!r} is missing")
+            return
+        first = ev.files[0].name
+        job = await self._write_terminal(
+            lambda: self.store.complete(
+                UUID(ev.job_id),
+                ev.attempt,
+                filename=first,
+                size=ev.size,
+                output_path=f"{ev.job_id}/{first}",
+                meta={"files": [{"name": f.name, "size": f.size} for f in ev.files]},
+            )
+        )
+        await self._release(a)
+        if job is None:
+            return
+        log.info("job completed", extra={"jobId": ev.job_id, "stage": "finalizing"})
+        await self._publish(
+            "completed",
+            {
+                "jobId": ev.job_id,
+                "filename": job.filename,
+                "size": job.size,
+                "outputPath": job.output_path,
+            },
+        )
+        await self._publish_update(job)
+
+    async def on_failed(self, sid: str, data: Any) -> None:
+        try:
+            ev = events.parse_failed(data)
+        except InvalidEvent as exc:
+            self._reject(sid, "failed", exc)
+            return
+        a = self._bound(sid, ev.job_id, ev.attempt)
+        if a is None:
+            return
+        a.finished = True
+        await self._fail_attempt(a, ev.error_code, ev.message)
+
+    def _reject(self, sid: str, name: str, exc: InvalidEvent) -> None:
+        self.ignored_events += 1
+        worker = self.workers.get(sid)
+        log.warning(
+            "ignored an invalid %s event: %s",
+            name,
+            exc,
+            extra={"workerId": worker.worker_id if worker else None},
+        )
+
+    def _missing_files(self, ev: events.CompletedEvent) -> str | None:
+        folder = Path(self.config.storage.data_dir) / ev.job_id
+        for f in ev.files:
+            path = folder / f.name
+            if not os.path.isfile(path) or os.path.islink(path):
+                return f.name
+        return None
+
+    # -- outcomes ----------------------------------------------------------------------
+
+    async def _fail_attempt(self, a: Assignment, code: str, message: str) -> None:
+        """A failed attempt: retried when the error is transient and attempts remain."""
+        a.finished = True
+        if states.should_retry(code, a.attempt, self.config.queue.max_attempts):
+            await self._requeue(a, code, message)
+            return
+        if a.dirty:
+            await self._write_terminal(lambda: self.store.flush_progress([a.row()]))
+        job = await self._write_terminal(
+            lambda: self.store.fail(UUID(a.job_id), a.attempt, code, message)
+        )
+        await self._release(a)
+        if job is None:
+            return
+        log.info("job failed: %s: %s", code, message, extra={"jobId": a.job_id, "stage": a.stage})
+        await self._publish("failed", {"jobId": a.job_id, "errorCode": code, "message": message})
+        await self._publish_update(job)
+
+    async def _attempt_lost(self, a: Assignment, code: str, message: str) -> None:
+        if not states.should_retry(code, a.attempt, self.config.queue.max_attempts):
+            attempts = a.attempt
+            message = f"{message} ({attempts} attempt{'s' if attempts > 1 else ''})"
+        await self._fail_attempt(a, code, message)
+
+    async def _requeue(self, a: Assignment, code: str, message: str) -> None:
+        job = await self._write_terminal(
+            lambda: self.store.requeue(UUID(a.job_id), a.attempt, code, message)
+        )
+        await self._release(a)
+        if job is None:
+            return
+        delay = states.retry_delay_s(a.attempt, self.config.queue.retry_backoff_s)
+        log.info(
+            "attempt %d lost (%s), retrying in %.1fs",
+            a.attempt,
+            code,
+            delay,
+            extra={"jobId": a.job_id},
+        )
+        self._spawn(self._push_later(a.job_id, delay), f"retry-{a.job_id}")
+        await self._publish_update(job)
+
+    async def _push_later(self, job_id: str, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        try:
+            await self.queue.push(job_id)
+        except QueueUnavailable:
+            pass  # the job is queued in PostgreSQL; the reconciler pushes it when Redis is back
+
+    async def _release(self, a: Assignment) -> None:
+        if self.running.get(a.job_id) is a:
+            del self.running[a.job_id]
+        for worker in self.workers.values():
+            if worker.assignment is a:
+                worker.assignment = None
+        self._changed.set()
+        try:
+            await self.queue.done(a.job_id)
+        except QueueUnavailable:
+            pass  # the reconciler clears stranded processing entries
+
+    async def _write_terminal(self, write: Callable[[], Awaitable[Any]]) -> Any:
+        """Retry a write that must land (a terminal state) while PostgreSQL is down."""
+        delay = 0.2
+        while True:
+            try:
+                return await write()
+            except StoreUnavailable as exc:
+                if self._stopping:
+                    raise
+                log.warning("retrying a terminal write in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+
+    async def _publish(self, event: str, payload: dict[str, Any]) -> None:
+        await self._emit(event, payload, [job_room(payload["jobId"]), ALL_ROOM], "/jobs")
+
+    async def _publish_update(self, job: Job) -> None:
+        await self._publish(
+            "job-update",
+            {
+                "jobId": str(job.id),
+                "status": job.status.value,
+                "stage": job.stage,
+                "progress": job.progress,
+            },
+        )
+
+    # -- flusher, reconciler, watchdog -------------------------------------------------
+
+    async def flush(self) -> int:
+        """Write every job whose progress changed since the last flush, in one statement."""
+        dirty = [a for a in self.running.values() if a.dirty and not a.finished]
+        if not dirty:
+            return 0
+        for a in dirty:
+            a.dirty = False
+        try:
+            return await self.store.flush_progress([a.row() for a in dirty])
+        except StoreUnavailable:
+            for a in dirty:
+                a.dirty = True
+            raise
+
+    async def _flush_loop(self) -> None:
+        interval = self.config.progress.throttle_ms / 1000
+        failing = False
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.flush()
+                failing = False
+            except StoreUnavailable as exc:
+                if not failing:
+                    log.warning("progress not written, will retry: %s", exc)
+                failing = True
+
+    async def reconcile(self, *, startup: bool = False) -> tuple[int, int]:
+        """Make Redis agree with PostgreSQL: (stranded ids requeued, missing ids pushed)."""
+        if startup:
+            orphans = await self.store.requeue_orphans()
+            if orphans:
+                log.info("requeued %d jobs left running by a previous process", len(orphans))
+        queued = [str(i) for i in await self.store.queued_ids()]
+        waiting = set(await self.queue.waiting())
+        busy = set(self.running) | self._taking
+        stranded = [i for i in await self.queue.processing() if i not in busy]
+        stranded_set = set(stranded)
+        missing = [
+            i for i in queued if i not in waiting and i not in stranded_set and i not in busy
+        ]
+        if stranded or missing:
+            await self.queue.restore(stranded, missing)
+            log.info("reconciled the queue: %d stranded, %d missing", len(stranded), len(missing))
+            self._changed.set()
+        return len(stranded), len(missing)
+
+    async def _reconcile_quietly(self) -> None:
+        try:
+            await self.reconcile()
+        except (QueueUnavailable, StoreUnavailable):
+            pass
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.queue.reconcile_interval_s)
+            await self._reconcile_quietly()
+
+    async def _watchdog_loop(self) -> None:
+        limit = self.config.queue.watchdog_s
+        while True:
+            await asyncio.sleep(min(1.0, limit / 4))
+            now = time.monotonic()
+            for a in list(self.running.values()):
+                if not a.finished and now - a.last_activity > limit:
+                    a.finished = True
+                    await self._emit(
+                        "job:control", {"jobId": a.job_id, "action": "abort"}, a.sid, "/worker"
+                    )
+                    await self._attempt_lost(a, "stalled", f"no progress for {limit:g} s")
+
+    # -- views -------------------------------------------------------------------------
+
+    def status_counts(self) -> dict[str, int]:
+        return {
+            "connected": len(self.workers),
+            "busy": sum(1 for w in self.workers.values() if w.assignment is not None),
+            "running": len(self.running),
+        }
+
+    def is_running(self, job_id: str) -> bool:
+        return job_id in self.running
+
+    def snapshot(self, job: Job) -> Job:
+        """A running job's row with its in-memory (fresher) progress."""
+        a = self.running.get(str(job.id))
+        if a is None or job.status is not Status.RUNNING or a.attempt != job.attempts:
+            return job
+        return dataclasses.replace(
+            job,
+            stage=a.stage,
+            progress=a.progress,
+            speed=a.speed,
+            eta=a.eta,
+            total_bytes=a.total_bytes,
+        )

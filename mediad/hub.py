@@ -1,0 +1,152 @@
+"""Socket.IO: ``/worker`` for worker processes, ``/jobs`` for clients.
+
+``/worker`` has a connect handler that refuses every connection without a valid token:
+without one, python-socketio would let anyone in. ``/jobs`` lets clients follow one job
+(room ``job:{jobId}``) or all of them (room ``jobs:all``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+import orjson
+import socketio
+
+from mediad import auth, events
+from mediad.config import Config
+from mediad.dispatcher import ALL_ROOM, Dispatcher, job_room
+from mediad.errors import InvalidEvent, StoreUnavailable
+from mediad.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_ROOMS_PER_CLIENT = 100
+
+
+class _Json:
+    """orjson for Socket.IO packets, falling back to the stdlib for what orjson refuses."""
+
+    @staticmethod
+    def dumps(obj: Any, **_: Any) -> str:
+        return orjson.dumps(obj).decode()
+
+    @staticmethod
+    def loads(text: str | bytes, **_: Any) -> Any:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            import json
+
+            return json.loads(text)
+
+
+def create_server(config: Config) -> socketio.AsyncServer:
+    origins: list[str] | None = list(config.server.cors_origins) or None
+    return socketio.AsyncServer(
+        async_mode="aiohttp",
+        cors_allowed_origins=origins,  # None: same origin only
+        json=_Json,
+        max_http_buffer_size=MAX_MESSAGE_BYTES,
+        logger=False,
+        engineio_logger=False,
+    )
+
+
+def emitter(sio: socketio.AsyncServer):  # type: ignore[no-untyped-def]
+    async def emit(event: str, payload: dict[str, Any], to: Any, namespace: str) -> None:
+        await sio.emit(event, payload, to=to, namespace=namespace)
+
+    return emit
+
+
+class WorkerNamespace(socketio.AsyncNamespace):
+    def __init__(self, dispatcher: Dispatcher, tokens: auth.WorkerTokens) -> None:
+        super().__init__("/worker")
+        self.dispatcher = dispatcher
+        self.tokens = tokens
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth_data: Any = None) -> None:
+        worker_id = auth_data.get("workerId") if isinstance(auth_data, dict) else None
+        token = auth_data.get("token") if isinstance(auth_data, dict) else None
+        if not self.tokens.check(worker_id, token):
+            log.warning("refused a worker connection: bad or missing token")
+            raise socketio.exceptions.ConnectionRefusedError("invalid worker token")
+        assert isinstance(worker_id, str)
+        if any(w.worker_id == worker_id for w in self.dispatcher.workers.values()):
+            raise socketio.exceptions.ConnectionRefusedError("worker id already connected")
+        self.dispatcher.worker_connected(sid, worker_id)
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        await self.dispatcher.worker_disconnected(sid)
+
+    async def on_progress(self, sid: str, data: Any) -> None:
+        await self.dispatcher.on_progress(sid, data)
+
+    async def on_completed(self, sid: str, data: Any) -> None:
+        await self.dispatcher.on_completed(sid, data)
+
+    async def on_failed(self, sid: str, data: Any) -> None:
+        await self.dispatcher.on_failed(sid, data)
+
+    async def on_heartbeat(self, sid: str, data: Any = None) -> None:
+        self.dispatcher.on_heartbeat(sid, data)
+
+
+class JobsNamespace(socketio.AsyncNamespace):
+    def __init__(self, config: Config, store: Store, dispatcher: Dispatcher) -> None:
+        super().__init__("/jobs")
+        self.api_tokens = config.server.api_tokens
+        self.store = store
+        self.dispatcher = dispatcher
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth_data: Any = None) -> None:
+        if not self.api_tokens:
+            return
+        token = auth_data.get("token") if isinstance(auth_data, dict) else None
+        if token is None:
+            header = environ.get("HTTP_AUTHORIZATION", "")
+            token = header[7:] if header.startswith("Bearer ") else None
+        if not auth.matches_any(token, self.api_tokens):
+            raise socketio.exceptions.ConnectionRefusedError("a valid API token is required")
+
+    async def on_subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+        if isinstance(data, dict) and data.get("all") is True:
+            return await self._join(sid, ALL_ROOM, None)
+        try:
+            job_id = events.job_id(data.get("jobId") if isinstance(data, dict) else None)
+        except InvalidEvent as exc:
+            return _error("invalid_job_id", str(exc))
+        try:
+            job = await self.store.get_job(UUID(job_id))
+        except StoreUnavailable:
+            return _error("unavailable", "the job store is unavailable; try again")
+        if job is None:
+            return _error("not_found", f"no job {job_id}")
+        return await self._join(sid, job_room(job_id), self.dispatcher.snapshot(job).to_api())
+
+    async def on_unsubscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+        if isinstance(data, dict) and data.get("all") is True:
+            await self.leave_room(sid, ALL_ROOM)
+            return {"ok": True}
+        try:
+            job_id = events.job_id(data.get("jobId") if isinstance(data, dict) else None)
+        except InvalidEvent as exc:
+            return _error("invalid_job_id", str(exc))
+        await self.leave_room(sid, job_room(job_id))
+        return {"ok": True}
+
+    async def _join(self, sid: str, room: str, job: dict[str, Any] | None) -> dict[str, Any]:
+        if len(self.rooms(sid)) > MAX_ROOMS_PER_CLIENT:  # rooms() includes the sid's own room
+            return _error("too_many_subscriptions", f"at most {MAX_ROOMS_PER_CLIENT} at once")
+        await self.enter_room(sid, room)
+        answer: dict[str, Any] = {"ok": True}
+        if job is not None:
+            answer["job"] = job
+        return answer
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}

@@ -1,0 +1,231 @@
+"""``mediad serve``: every part of the service, started in dependency order and stopped in
+reverse.
+
+    managed PostgreSQL / Redis (when no URL is configured)
+    → store (pool + migrations) → queue
+    → HTTP + Socket.IO on server.host:port
+    → aria2 daemon → reconciler pass → dispatcher → worker processes
+
+Background tasks are named and watched: if one dies, the service stops instead of
+limping on without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from mediad import hub
+from mediad import web as webapp
+from mediad.aria2 import Aria2Daemon
+from mediad.auth import WorkerTokens
+from mediad.config import Config
+from mediad.dispatcher import Dispatcher
+from mediad.errors import QueueUnavailable, ServiceError
+from mediad.queue import Queue
+from mediad.services import ManagedPostgres, ManagedRedis, find_postgres_bin_dir, find_redis_server
+from mediad.store import Store
+from mediad.supervisor import Supervisor, worker_settings
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.port: int | None = None
+        self.store: Store | None = None
+        self.queue: Queue | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.supervisor: Supervisor | None = None
+        self.aria2: Aria2Daemon | None = None
+        self.postgres: ManagedPostgres | None = None
+        self.redis: ManagedRedis | None = None
+        self.tokens = WorkerTokens(config.workers.token)
+        self.failed: asyncio.Future[BaseException] | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    @property
+    def base_url(self) -> str:
+        host = self.config.server.host
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    async def __aenter__(self) -> Service:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self.failed = asyncio.get_running_loop().create_future()
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        c = self.config
+        for folder in (c.state_path, c.data_path, c.tmp_path):
+            folder.mkdir(parents=True, exist_ok=True)
+        dsn = c.database.url or await self._start_postgres()
+        redis_url = c.redis.url or await self._start_redis()
+
+        self.store = await Store.open(
+            dsn, min_size=c.database.pool_min, max_size=c.database.pool_max
+        )
+        self._stack.push_async_callback(self.store.close)
+        applied = await self.store.migrate()
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+        self.queue = Queue.from_url(redis_url, c.redis.prefix)
+        self._stack.push_async_callback(self.queue.close)
+        await self._wait_for_redis()
+
+        sio = hub.create_server(c)
+        app = webapp.create_app(c)
+        sio.attach(app)
+        self.dispatcher = Dispatcher(c, self.store, self.queue, hub.emitter(sio))
+        sio.register_namespace(hub.WorkerNamespace(self.dispatcher, self.tokens))
+        sio.register_namespace(hub.JobsNamespace(c, self.store, self.dispatcher))
+        app[webapp.STORE] = self.store
+        app[webapp.QUEUE] = self.queue
+        app[webapp.DISPATCHER] = self.dispatcher
+
+        self.aria2 = Aria2Daemon(
+            c.state_path / "aria2", binary=c.tools.aria2c, max_downloads=c.queue.concurrency + 2
+        )
+        await self.aria2.start()
+        self._stack.push_async_callback(self.aria2.stop)
+        self._watch(self._keep_alive(self.aria2, "aria2"), "keep-aria2")
+        aria2_client = self.aria2.client()
+        self._stack.push_async_callback(aria2_client.close)
+
+        async def aria2_check() -> dict[str, Any]:
+            return {"status": "ok", "version": await aria2_client.version()}
+
+        app[webapp.HEALTH_CHECKS]["aria2"] = aria2_check
+
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
+        await runner.setup()
+        self._stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, c.server.host, c.server.port, reuse_address=True)
+        await site.start()
+        self.port = _bound_port(runner)
+        log.info("listening on %s", self.base_url)
+
+        await self.dispatcher.reconcile(startup=True)
+        self._stack.push_async_callback(self.dispatcher.stop)
+        for task in self.dispatcher.start():
+            self._watch_task(task)
+
+        settings = worker_settings(c, self.aria2.url, self.aria2.secret)
+        self.supervisor = Supervisor(c, self.tokens, self.base_url, settings)
+        self._stack.push_async_callback(self.supervisor.stop, c.server.shutdown_grace_s)
+        for task in self.supervisor.start():
+            self._watch_task(task)
+        # Runs before the workers are stopped: their goodbyes are not crashes.
+        self._stack.callback(self.dispatcher.begin_drain)
+
+    async def _start_postgres(self) -> str:
+        bin_dir = find_postgres_bin_dir(self.config.tools.postgres_bin_dir)
+        self.postgres = ManagedPostgres(self.config.state_path / "postgres", bin_dir=bin_dir)
+        dsn = await self.postgres.start()
+        self._stack.push_async_callback(self.postgres.stop)
+        self._watch(self._keep_alive(self.postgres, "postgres"), "keep-postgres")
+        log.info("embedded PostgreSQL running in %s", self.postgres.root)
+        return dsn
+
+    async def _start_redis(self) -> str:
+        binary = find_redis_server(self.config.tools.redis_server)
+        self.redis = ManagedRedis(self.config.state_path / "redis", binary=binary)
+        url = await self.redis.start()
+        self._stack.push_async_callback(self.redis.stop)
+        self._watch(self._keep_alive(self.redis, "redis"), "keep-redis")
+        log.info("embedded Redis running in %s", self.redis.root)
+        return url
+
+    async def _keep_alive(self, server: Any, name: str) -> None:
+        """Restart a managed server that exits while the service runs."""
+        delay = 0.5
+        while True:
+            code = await server.wait()
+            if self._stopping:
+                return
+            log.error("%s exited with code %s; restarting it in %.1fs", name, code, delay)
+            await asyncio.sleep(delay)
+            try:
+                await server.start()
+                delay = 0.5
+            except ServiceError as exc:
+                log.error("%s did not restart: %s", name, exc)
+                delay = min(30.0, delay * 2)
+
+    async def _wait_for_redis(self, timeout_s: float | None = None) -> None:
+        """Start-up waits for Redis (saying so) rather than failing at the first refusal."""
+        assert self.queue is not None
+        loop = asyncio.get_running_loop()
+        started, said = loop.time(), 0.0
+        while True:
+            try:
+                await self.queue.ping()
+                return
+            except QueueUnavailable as exc:
+                waited = loop.time() - started
+                if timeout_s is not None and waited > timeout_s:
+                    raise
+                if waited - said >= 5 or not said:
+                    log.warning("waiting for Redis: %s", exc)
+                    said = waited or 0.001
+                await asyncio.sleep(0.5)
+
+    def _watch(self, coro: Any, name: str) -> None:
+        self._watch_task(asyncio.create_task(coro, name=name))
+
+    def _watch_task(self, task: asyncio.Task[None]) -> None:
+        self._tasks.append(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._stopping:
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("background task %s died", task.get_name(), exc_info=exc)
+        else:
+            exc = RuntimeError(f"background task {task.get_name()} ended")
+            log.error("background task %s ended unexpectedly", task.get_name())
+        if self.failed is not None and not self.failed.done():
+            self.failed.set_result(exc)
+
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        for task in self._tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stack.aclose()
+        log.info("stopped")
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            return int(server.sockets[0].getsockname()[1])
+    raise ServiceError("the HTTP server is not listening")

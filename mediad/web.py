@@ -1,0 +1,274 @@
+"""The aiohttp app: REST, files and health. Every error answer is
+``{"error": {"code", "message"}}``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from aiohttp import web
+
+from mediad import requests
+from mediad.config import Config
+from mediad.dispatcher import Dispatcher
+from mediad.errors import (
+    ApiError,
+    BadRequest,
+    InvalidEvent,
+    NotFound,
+    PayloadTooLarge,
+    QueueUnavailable,
+    StoreUnavailable,
+    Unauthorized,
+)
+from mediad.events import safe_file_name
+from mediad.queue import Queue
+from mediad.store import Store
+
+log = logging.getLogger(__name__)
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", Store)
+QUEUE = web.AppKey("queue", Queue)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+# Extra health checks (aria2, …): name → coroutine that raises when the part is down.
+HEALTH_CHECKS = web.AppKey("health_checks", dict[str, Callable[[], Awaitable[dict[str, Any]]]])
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return json_response({"error": {"code": code, "message": message}}, status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except StoreUnavailable:
+        return error_response(503, "unavailable", "the job store is unavailable; try again soon")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _STATUS_CODES.get(exc.status, "http_error")
+        return error_response(exc.status, code, exc.reason)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "an internal error occurred (logged)")
+
+
+def auth_middleware(tokens: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    from mediad.auth import matches_any
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == "/health" or request.path.startswith("/socket.io/"):
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        token = header[7:] if header.startswith("Bearer ") else None
+        if not matches_any(token, tokens):
+            raise Unauthorized("send Authorization: Bearer <token> with a configured API token")
+        return await handler(request)
+
+    return check
+
+
+def create_app(config: Config) -> web.Application:
+    middlewares = [errors_middleware]
+    if config.server.api_tokens:
+        middlewares.append(auth_middleware(config.server.api_tokens))
+    app = web.Application(middlewares=middlewares, client_max_size=config.server.max_body_bytes)
+    app[CONFIG] = config
+    app[HEALTH_CHECKS] = {}
+    app.router.add_post("/downloads", post_download)
+    app.router.add_get("/downloads", list_downloads)
+    app.router.add_get("/downloads/{job_id}", get_download)
+    app.router.add_get("/files/{job_id}", list_files)
+    app.router.add_get("/files/{job_id}/download", download_file)
+    app.router.add_get("/health", health)
+    return app
+
+
+async def _json_body(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise BadRequest(
+            "send a JSON body with Content-Type: application/json", code="invalid_body"
+        )
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(
+            f"the body is larger than {request.app[CONFIG].server.max_body_bytes} bytes"
+        ) from None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("the body is not valid JSON", code="invalid_json") from None
+
+
+async def post_download(request: web.Request) -> web.Response:
+    url, job_type, options = requests.parse_new_download(await _json_body(request))
+    store, queue = request.app[STORE], request.app[QUEUE]
+    job_id = uuid.uuid4()
+    job = await store.insert_job(job_id, url, job_type, options)
+    try:
+        await queue.push(str(job_id))
+    except QueueUnavailable as exc:
+        # The row is the truth: the reconciler pushes it once Redis is back.
+        log.warning("job accepted while Redis is down: %s", exc, extra={"jobId": str(job_id)})
+    log.info("job accepted (%s)", job_type.value, extra={"jobId": str(job_id), "stage": "queued"})
+    return json_response(
+        {"jobId": str(job.id), "status": job.status.value, "type": job.type.value}, 201
+    )
+
+
+async def list_downloads(request: web.Request) -> web.Response:
+    status, limit, after = requests.parse_list_query(request.query)
+    dispatcher = request.app[DISPATCHER]
+    jobs = await request.app[STORE].list_jobs(status=status, limit=limit + 1, after=after)
+    page, more = jobs[:limit], len(jobs) > limit
+    cursor = requests.encode_cursor(page[-1].created_at, page[-1].id) if more else None
+    return json_response(
+        {"items": [dispatcher.snapshot(j).to_api() for j in page], "nextCursor": cursor}
+    )
+
+
+async def _job(request: web.Request) -> Any:
+    job_id = requests.parse_job_id(request.match_info["job_id"])
+    job = await request.app[STORE].get_job(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+async def get_download(request: web.Request) -> web.Response:
+    job = await _job(request)
+    return json_response(request.app[DISPATCHER].snapshot(job).to_api())
+
+
+def _job_files(config: Config, job_id: str) -> list[os.DirEntry[str]]:
+    folder = Path(config.storage.data_dir) / job_id
+    try:
+        with os.scandir(folder) as entries:
+            files = [e for e in entries if e.is_file(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(files, key=lambda e: e.name)
+
+
+def _mime(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+async def list_files(request: web.Request) -> web.Response:
+    job = await _job(request)
+    files = _job_files(request.app[CONFIG], str(job.id))
+    items = [{"name": e.name, "size": e.stat().st_size, "mimeType": _mime(e.name)} for e in files]
+    return json_response(
+        {"jobId": str(job.id), "files": items, "totalSize": sum(i["size"] for i in items)}
+    )
+
+
+def content_disposition(name: str) -> str:
+    """RFC 6266: an ASCII fallback plus the exact UTF-8 name."""
+    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+async def download_file(request: web.Request) -> web.StreamResponse:
+    job = await _job(request)
+    config = request.app[CONFIG]
+    files = _job_files(config, str(job.id))
+    if not files:
+        raise NotFound("this job has no files (yet)", code="no_files")
+    name = request.query.get("name")
+    if name is None:
+        if len(files) > 1:
+            raise BadRequest(
+                f"this job has {len(files)} files: choose one with ?name=", code="name_required"
+            )
+        name = files[0].name
+    try:
+        safe_file_name(name)
+    except InvalidEvent as exc:
+        raise BadRequest(str(exc), code="invalid_name") from None
+    folder = (Path(config.storage.data_dir) / str(job.id)).resolve()
+    path = (folder / name).resolve()
+    if path.parent != folder or not path.is_file():
+        raise NotFound(f"no file {name!r} in this job", code="no_such_file")
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Disposition": content_disposition(name),
+            "Content-Type": _mime(name),
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    app = request.app
+    checks: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
+        "postgres": lambda: _ping(app[STORE].ping()),
+        "redis": lambda: _ping(app[QUEUE].ping()),
+        **app[HEALTH_CHECKS],
+        "workers": lambda: _workers(app[DISPATCHER]),
+    }
+    names = list(checks)
+    results = await asyncio.gather(*(_run_check(checks[n]) for n in names))
+    report = dict(zip(names, results, strict=True))
+    healthy = all(r["status"] == "ok" for r in report.values())
+    try:
+        depth: int | None = await asyncio.wait_for(app[QUEUE].depth(), 2)
+    except (QueueUnavailable, TimeoutError):
+        depth = None
+    body = {
+        "status": "ok" if healthy else "unavailable",
+        "checks": report,
+        "queue": {"depth": depth},
+    }
+    return json_response(body, 200 if healthy else 503)
+
+
+async def _ping(coro: Awaitable[None]) -> dict[str, Any]:
+    await coro
+    return {"status": "ok"}
+
+
+async def _workers(dispatcher: Dispatcher) -> dict[str, Any]:
+    counts = dispatcher.status_counts()
+    return {"status": "ok" if counts["connected"] else "down", **counts}
+
+
+async def _run_check(check: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    try:
+        return await asyncio.wait_for(check(), 3)
+    except TimeoutError:
+        return {"status": "down", "error": "timed out"}
+    except Exception as exc:  # a health check reports every failure, whatever it is
+        return {"status": "down", "error": str(exc)[:300]}

@@ -1,0 +1,224 @@
+"""The worker process: a Socket.IO client on ``/worker`` that runs one job at a time.
+
+It never touches PostgreSQL or Redis: it runs the tool, reports progress (at most
+``progress_hz`` times a second), publishes the result by atomic rename and says
+``completed`` or ``failed``. The server decides everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from typing import Any
+
+import socketio
+
+from mediad.aria2 import Aria2Rpc
+from mediad.worker import procs, run_aria2, run_ytdlp
+from mediad.worker.jobs import JobContext, JobFailed, ProgressEmitter, publish, remove_tree
+from mediad.worker.progress import Progress
+from mediad.worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+NS = "/worker"
+
+
+class Worker:
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self.sio = socketio.AsyncClient(
+            reconnection=True,
+            reconnection_delay=0.2,
+            reconnection_delay_max=2,
+            handle_sigint=False,
+        )
+        self.rpc = (
+            Aria2Rpc(settings.aria2_url, settings.aria2_secret or "")
+            if settings.aria2_url
+            else None
+        )
+        self.current: tuple[str, int, asyncio.Task[None], ProgressEmitter] | None = None
+        self._stop = asyncio.Event()
+        self.sio.on("job:start", self._on_start, namespace=NS)
+        self.sio.on("job:control", self._on_control, namespace=NS)
+        self.sio.on("disconnect", self._on_disconnect, namespace=NS)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        if not await self._connect():
+            return 1
+        heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+        await self._stop.wait()
+        heartbeat.cancel()
+        await self._abort_current("shutdown")
+        with contextlib.suppress(Exception):
+            await self.sio.disconnect()
+        if self.rpc is not None:
+            await self.rpc.close()
+        return 0
+
+    async def _connect(self, deadline_s: float = 60) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + deadline_s
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                await self.sio.connect(
+                    self.settings.server_url,
+                    namespaces=[NS],
+                    auth={"token": self.settings.token, "workerId": self.settings.worker_id},
+                    transports=["websocket"],
+                    wait_timeout=10,
+                )
+                log.info("connected to %s", self.settings.server_url)
+                return True
+            except socketio.exceptions.ConnectionError as exc:
+                if loop.time() > deadline:
+                    log.error("could not connect to %s: %s", self.settings.server_url, exc)
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(2.0, delay * 2)
+        return False
+
+    async def _emit(self, event: str, data: dict[str, Any]) -> None:
+        try:
+            await self.sio.emit(event, data, namespace=NS)
+        except socketio.exceptions.SocketIOError as exc:
+            log.warning("could not send %s: %s", event, exc)
+
+    async def _heartbeat(self) -> None:
+        last_change = 0.0
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s)
+            data: dict[str, Any] = {}
+            if self.current is not None:
+                job_id, attempt, _, emitter = self.current
+                active = emitter.last_change != last_change
+                last_change = emitter.last_change
+                data = {"jobId": job_id, "attempt": attempt, "active": active}
+            await self._emit("heartbeat", data)
+
+    # -- server events -----------------------------------------------------------------
+
+    async def _on_start(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        job_id, attempt = str(data.get("jobId")), int(data.get("attempt", 0))
+        if self.current is not None:
+            await self._emit(
+                "failed",
+                {"jobId": job_id, "attempt": attempt, "errorCode": "worker_busy",
+                 "message": "the worker was already running a job"},
+            )  # fmt: skip
+            return
+
+        async def send(p: Progress) -> None:
+            await self._emit("progress", _progress_payload(job_id, attempt, p))
+
+        emitter = ProgressEmitter(send, self.settings.progress_hz)
+        ctx = JobContext(
+            job_id=job_id,
+            attempt=attempt,
+            url=str(data.get("url")),
+            type=str(data.get("type")),
+            options=data.get("options") or {},
+            settings=self.settings,
+            emitter=emitter,
+        )
+        task = asyncio.create_task(self._run_job(ctx), name=f"job-{job_id}")
+        self.current = (job_id, attempt, task, emitter)
+        task.add_done_callback(lambda _: self._clear(task))
+
+    def _clear(self, task: asyncio.Task[None]) -> None:
+        if self.current is not None and self.current[2] is task:
+            self.current = None
+
+    async def _on_control(self, data: Any) -> None:
+        if not isinstance(data, dict) or self.current is None:
+            return
+        if data.get("jobId") == self.current[0]:
+            await self._abort_current(str(data.get("action")))
+
+    async def _on_disconnect(self, *_: Any) -> None:
+        # The server requeues the job of a worker that left; finishing it would be wasted.
+        await self._abort_current("disconnected")
+
+    async def _abort_current(self, reason: str) -> None:
+        if self.current is None:
+            return
+        job_id, _, task, _ = self.current
+        log.info("stopping the job: %s", reason, extra={"jobId": job_id})
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if reason == "cancel":
+            remove_tree(self.settings.tmp_dir / job_id)
+
+    # -- running a job -----------------------------------------------------------------
+
+    async def _run_job(self, ctx: JobContext) -> None:
+        extra = {"jobId": ctx.job_id}
+        log.info("running %s job (attempt %d)", ctx.type, ctx.attempt, extra=extra)
+        try:
+            ctx.work_dir.mkdir(parents=True, exist_ok=True)
+            files = await self._run_tool(ctx)
+            ctx.report(Progress(stage="finalizing", progress=100.0))
+            published = await asyncio.to_thread(publish, files, ctx.data_dir)
+            await ctx.emitter.close()
+            remove_tree(ctx.work_dir)
+            await self._emit(
+                "completed", {"jobId": ctx.job_id, "attempt": ctx.attempt, "files": published}
+            )
+            log.info("completed: %d file(s)", len(published), extra=extra)
+        except JobFailed as exc:
+            await self._fail(ctx, exc.error_code, exc.message)
+        except OSError as exc:
+            code = "disk_full" if exc.errno == 28 else "tool_failed"  # ENOSPC
+            await self._fail(ctx, code, f"{exc.strerror or exc}")
+        except asyncio.CancelledError:
+            await ctx.emitter.close()
+            raise
+
+    async def _run_tool(self, ctx: JobContext) -> list[os.PathLike[str]]:
+        if ctx.type == "ytdlp":
+            return await run_ytdlp.run(ctx)  # type: ignore[return-value]
+        if ctx.type == "aria2":
+            if self.rpc is None:
+                raise JobFailed("tool_missing", "this worker has no aria2 daemon")
+            return await run_aria2.run(ctx, self.rpc)  # type: ignore[return-value]
+        raise JobFailed("unsupported_type", f"this worker cannot run {ctx.type} jobs yet")
+
+    async def _fail(self, ctx: JobContext, code: str, message: str) -> None:
+        await ctx.emitter.close()
+        log.info("failed: %s: %s", code, message, extra={"jobId": ctx.job_id})
+        await self._emit(
+            "failed",
+            {"jobId": ctx.job_id, "attempt": ctx.attempt, "errorCode": code, "message": message},
+        )
+
+
+def _progress_payload(job_id: str, attempt: int, p: Progress) -> dict[str, Any]:
+    progress = None if p.progress is None else round(min(100.0, max(0.0, p.progress)), 2)
+    return {
+        "jobId": job_id,
+        "attempt": attempt,
+        "stage": p.stage,
+        "progress": progress,
+        "speed": p.speed,
+        "eta": p.eta,
+        "totalBytes": p.total_bytes,
+    }
+
+
+def main(settings: WorkerSettings) -> int:
+    procs.die_with_parent(signal.SIGTERM)
+    if settings.parent_pid is not None and os.getppid() != settings.parent_pid:
+        return 1  # the service that started us is already gone
+    if not settings.ytdlp:
+        run_ytdlp.preload()
+    return asyncio.run(Worker(settings).run())

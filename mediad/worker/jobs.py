@@ -1,0 +1,152 @@
+"""What every tool runner shares: the job's context, coalesced progress, the failure
+type, and publishing results into ``data/{jobId}`` by atomic rename."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import time
+import unicodedata
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mediad.errors import MediadError
+from mediad.worker.progress import Progress
+from mediad.worker.settings import WorkerSettings
+
+MAX_NAME_BYTES = 200
+
+
+class JobFailed(MediadError):
+    """The tool failed."""
+
+    def __init__(self, error_code: str, message: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+class ProgressEmitter:
+    """Sends the latest progress at most ``hz`` times a second; the last one always goes out."""
+
+    def __init__(self, send: Callable[[Progress], Awaitable[None]], hz: float) -> None:
+        self._send = send
+        self._interval = 1.0 / hz
+        self._latest: Progress | None = None
+        self._last_sent = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.sent = 0
+        self.last_change = time.monotonic()
+
+    def report(self, progress: Progress) -> None:
+        if progress != self._latest:
+            self.last_change = time.monotonic()
+        self._latest = progress
+        wait = self._last_sent + self._interval - time.monotonic()
+        if wait <= 0:
+            self._fire()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(wait, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        latest, self._latest = self._latest, None
+        if latest is None:
+            return
+        self._last_sent = time.monotonic()
+        self.sent += 1
+        task = asyncio.ensure_future(self._send(latest))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Send what is pending now, and wait until everything sent has gone out."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._fire()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@dataclass
+class JobContext:
+    job_id: str
+    attempt: int
+    url: str
+    type: str
+    options: dict[str, Any]
+    settings: WorkerSettings
+    emitter: ProgressEmitter
+    work_dir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.work_dir = self.settings.tmp_dir / self.job_id
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir / self.job_id
+
+    def report(self, progress: Progress) -> None:
+        self.emitter.report(progress)
+
+
+def clean_name(name: str) -> str:
+    """One safe path component: no separators, control characters or leading dashes or
+    dots, at most ``MAX_NAME_BYTES`` bytes of UTF-8 (the extension kept)."""
+    name = unicodedata.normalize("NFC", name)
+    name = "".join("_" if ch in "/\\" or unicodedata.category(ch)[0] == "C" else ch for ch in name)
+    name = name.strip().lstrip("-.") or "download"
+    stem, dot, ext = name.rpartition(".")
+    if not dot or len(ext) > 12:
+        stem, ext = name, ""
+    suffix = f".{ext}" if ext else ""
+    while len((stem + suffix).encode()) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return (stem.rstrip() or "download") + suffix
+
+
+def publish(sources: Iterable[Path], target_dir: Path) -> list[dict[str, Any]]:
+    """Move finished files into ``target_dir``; each appears whole or not at all."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    published: list[dict[str, Any]] = []
+    taken: set[str] = set()
+    for source in sources:
+        name = _unique(clean_name(source.name), taken)
+        taken.add(name)
+        target = target_dir / name
+        try:
+            os.rename(source, target)
+        except OSError as exc:
+            if exc.errno != 18:  # EXDEV: tmp and data on different file systems
+                raise
+            partial = target_dir / f".{name}.partial"
+            shutil.copyfile(source, partial)
+            with open(partial, "rb") as f:
+                os.fsync(f.fileno())
+            os.rename(partial, target)
+            source.unlink()
+        published.append({"name": name, "size": target.stat().st_size})
+    return published
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    if name not in taken:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    n = 2
+    while True:
+        candidate = f"{stem} ({n}){'.' + ext if ext else ''}"
+        if candidate not in taken:
+            return candidate
+        n += 1
+
+
+def remove_tree(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(path)

@@ -1,0 +1,79 @@
+"""aria2 jobs, through the supervisor's RPC daemon: add the URI, poll its status, and
+remove it from the daemon however the job ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from mediad.aria2 import Aria2Error, Aria2Rpc
+from mediad.worker.aria2_progress import STATUS_KEYS, classify_error, parse_status
+from mediad.worker.jobs import JobContext, JobFailed
+
+POLL_S = 0.2
+# How many failed status polls in a row mean the daemon is gone.
+MAX_RPC_FAILURES = 25
+
+
+async def run(ctx: JobContext, rpc: Aria2Rpc) -> list[Path]:
+    try:
+        gid = await rpc.call(
+            "aria2.addUri",
+            [ctx.url],
+            {
+                "dir": str(ctx.work_dir),
+                "continue": "true",
+                "connect-timeout": "15",
+                "timeout": "30",
+                "max-tries": "3",
+                "retry-wait": "1",
+            },
+        )
+    except Aria2Error as exc:
+        raise JobFailed("tool_failed", str(exc)) from exc
+    try:
+        return await _follow(ctx, rpc, gid)
+    finally:
+        await _forget(rpc, gid)
+
+
+async def _follow(ctx: JobContext, rpc: Aria2Rpc, gid: str) -> list[Path]:
+    failures = 0
+    while True:
+        try:
+            raw = await rpc.call("aria2.tellStatus", gid, STATUS_KEYS)
+            failures = 0
+        except Aria2Error as exc:
+            failures += 1
+            if failures >= MAX_RPC_FAILURES:
+                raise JobFailed("tool_failed", f"lost contact with aria2: {exc}") from exc
+            await asyncio.sleep(POLL_S)
+            continue
+        status = parse_status(raw)
+        if status.progress is not None:
+            ctx.report(status.progress)
+        if status.status == "complete":
+            files = [Path(p) for p in status.files if p]
+            found = [f for f in files if f.is_file()]
+            if not found:
+                raise JobFailed("tool_failed", "aria2 finished but the file is missing")
+            return found
+        if status.status in ("error", "removed"):
+            raise JobFailed(*classify_error(status.error_code, status.error_message))
+        await asyncio.sleep(POLL_S)
+
+
+async def _forget(rpc: Aria2Rpc, gid: str) -> None:
+    """Stop the download if it still runs (keeping its bytes) and drop its result."""
+    with contextlib.suppress(Aria2Error):
+        status = await rpc.call("aria2.tellStatus", gid, ["status"])
+        if status.get("status") in ("active", "waiting", "paused"):
+            await rpc.call("aria2.forceRemove", gid)
+            for _ in range(50):  # forceRemove is asynchronous: wait until it took effect
+                status = await rpc.call("aria2.tellStatus", gid, ["status"])
+                if status.get("status") == "removed":
+                    break
+                await asyncio.sleep(0.05)
+    with contextlib.suppress(Aria2Error):
+        await rpc.call("aria2.removeDownloadResult", gid)

@@ -1,0 +1,93 @@
+"""yt-dlp jobs. By default the worker imports yt_dlp once and forks a child per job that
+runs yt-dlp's own command-line entry point; ``tools.ytdlp`` runs an executable instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mediad.worker import procs
+from mediad.worker.jobs import JobContext, JobFailed
+from mediad.worker.ytdlp_progress import PROGRESS_ARGS, FileDone, YtdlpParser, classify_error
+
+OUTPUT_TEMPLATE = "%(title).120B [%(id)s].%(ext)s"
+FORMAT_PRESETS = {
+    "best": "bv*+ba/b",
+    "1080p": "bv*[height<=1080]+ba/b[height<=1080]/b",
+    "720p": "bv*[height<=720]+ba/b[height<=720]/b",
+    "480p": "bv*[height<=480]+ba/b[height<=480]/b",
+    "audio": "ba/b",
+}
+
+_entry: Any = None
+
+
+def preload() -> None:
+    """Import yt-dlp now, so that each forked job starts with it loaded."""
+    global _entry
+    import yt_dlp
+
+    _entry = yt_dlp.main
+
+
+def build_args(url: str, options: dict[str, Any], work_dir: Path, ffmpeg: str | None) -> list[str]:
+    """yt-dlp's argument list for one job: never a user-chosen template, config or command."""
+    args = [
+        "--ignore-config",
+        "--no-plugin-dirs",
+        "--no-cache-dir",
+        "--no-mtime",
+        "--socket-timeout", "30",
+        "--retries", "3",
+        *PROGRESS_ARGS,
+        "-P", str(work_dir),
+        "-o", OUTPUT_TEMPLATE,
+    ]  # fmt: skip
+    if ffmpeg:
+        args += ["--ffmpeg-location", ffmpeg]
+    fmt = options.get("format")
+    if options.get("audioOnly"):
+        args += ["-f", FORMAT_PRESETS.get(fmt or "audio", fmt or "ba/b"), "-x"]
+        args += ["--audio-format", options.get("audioFormat", "mp3")]
+    elif fmt:
+        args += ["-f", FORMAT_PRESETS.get(fmt, fmt)]
+    if options.get("playlist"):
+        args.append("--yes-playlist")
+        if options.get("maxItems"):
+            args += ["--playlist-items", f"1:{options['maxItems']}"]
+    else:
+        args.append("--no-playlist")
+    if options.get("subtitles"):
+        args += ["--write-subs", "--sub-langs", ",".join(options["subtitles"])]
+    args += ["--", url]
+    return args
+
+
+async def run(ctx: JobContext) -> list[Path]:
+    args = build_args(ctx.url, ctx.options, ctx.work_dir, ctx.settings.ffmpeg)
+    if ctx.settings.ytdlp:
+        proc = await procs.spawn([ctx.settings.ytdlp, *args], cwd=ctx.work_dir)
+    else:
+        if _entry is None:
+            preload()
+        proc = await procs.fork_tool(_entry, args, ctx.work_dir)
+    parser = YtdlpParser()
+    files: list[Path] = []
+    try:
+        async for line in proc.lines():
+            event = parser.feed(line)
+            if isinstance(event, FileDone):
+                files.append(Path(event.path))
+            elif event is not None:
+                ctx.report(event)
+        code = await proc.wait()
+    finally:
+        if proc.returncode is None:  # cancelled: SIGINT keeps .part files for a resume
+            await proc.stop()
+    if code != 0:
+        raise JobFailed(*classify_error(parser.errors, code))
+    files = [f if f.is_absolute() else ctx.work_dir / f for f in files]
+    found = [f for f in files if f.is_file()]
+    if not found:
+        raise JobFailed("tool_failed", "yt-dlp finished but reported no file")
+    return found

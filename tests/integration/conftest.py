@@ -1,0 +1,92 @@
+"""Integration fixtures: real PostgreSQL, Redis, tools and a local media server."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mediad.service import Service
+from tests.support import media
+from tests.support.harness import (
+    Api,
+    Databases,
+    RedisServer,
+    make_config,
+    running_service,
+    shared_tmp,
+)
+from tests.support.mediaserver import MediaServer
+
+
+@pytest.fixture(scope="session")
+async def databases() -> AsyncIterator[Databases]:
+    dbs = Databases()
+    await dbs.start()
+    yield dbs
+    await dbs.stop()
+
+
+@pytest.fixture(scope="session")
+async def redis_server() -> AsyncIterator[RedisServer]:
+    server = RedisServer()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture(scope="session")
+def media_dir() -> Any:
+    path = shared_tmp("mediad-test-media-")
+    media.make_video(path / "video.mp4", seconds=2.0)
+    media.make_random_file(path / "blob.bin", 4 * 1024 * 1024, seed=1)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def media_server(media_dir: Path) -> AsyncIterator[MediaServer]:
+    async with MediaServer(media_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def state_dir() -> Any:
+    path = shared_tmp("mediad-test-state-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+ServiceFactory = Callable[..., Any]
+
+
+@pytest.fixture(scope="session")
+async def shared_service(databases: Databases, redis_server: RedisServer) -> AsyncIterator[Service]:
+    """One service for the tests that do not need special settings."""
+    root = shared_tmp("mediad-test-shared-")
+    config = make_config(root, await databases.create(), redis_server.url)
+    async with running_service(config) as service:
+        yield service
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+async def api(shared_service: Service) -> AsyncIterator[Api]:
+    client = Api(shared_service.base_url)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def new_config(databases: Databases, redis_server: RedisServer, state_dir: Path):  # type: ignore[no-untyped-def]
+    """Build a config for a dedicated service: ``await new_config(queue={...})``."""
+
+    async def build(redis_url: str | None = None, **sections: dict[str, Any]) -> Any:
+        return make_config(
+            state_dir, await databases.create(), redis_url or redis_server.url, **sections
+        )
+
+    return build

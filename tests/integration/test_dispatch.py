@@ -1,0 +1,225 @@
+"""The dispatcher's promises: batched writes, the concurrency limit, authenticated
+workers, and an honest /health."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import asyncpg
+import pytest
+import socketio
+
+from mediad.service import Service
+from tests.support.harness import Api, RedisServer, eventually, running_service
+from tests.support.mediaserver import MediaServer
+
+WORKER_TOKEN = "remote-worker-token-for-tests-0123456789"
+
+
+class FakeWorkerClient:
+    """A real Socket.IO client speaking the /worker protocol, driven by the test."""
+
+    def __init__(self, base_url: str, token: str | None, worker_id: str = "test-worker") -> None:
+        self.base_url = base_url
+        self.auth = {"token": token, "workerId": worker_id} if token is not None else None
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.starts: list[dict[str, Any]] = []
+        self.sio.on("job:start", self._on_start, namespace="/worker")
+
+    async def _on_start(self, data: dict[str, Any]) -> None:
+        self.starts.append(data)
+
+    async def connect(self) -> None:
+        await self.sio.connect(
+            self.base_url, namespaces=["/worker"], auth=self.auth, transports=["websocket"],
+            wait_timeout=5,
+        )  # fmt: skip
+
+    async def emit(self, event: str, data: dict[str, Any]) -> None:
+        await self.sio.emit(event, data, namespace="/worker")
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
+
+
+async def _write_log(dsn: str) -> asyncpg.Connection:
+    """Count every UPDATE of a job row with a trigger: the database's own record."""
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(
+        """
+        CREATE TABLE test_job_writes (job_id uuid, at timestamptz DEFAULT clock_timestamp());
+        CREATE FUNCTION test_log_job_write() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO test_job_writes (job_id) VALUES (NEW.id); RETURN NEW; END $$;
+        CREATE TRIGGER test_job_writes AFTER UPDATE ON jobs
+            FOR EACH ROW EXECUTE FUNCTION test_log_job_write();
+        """
+    )
+    return conn
+
+
+async def test_progress_writes_are_batched(new_config: Any, media_server: MediaServer) -> None:
+    config = await new_config(workers={"processes": 0, "token": WORKER_TOKEN})
+    service = Service(config)
+    await service.start()
+    api = Api(service.base_url)
+    worker = FakeWorkerClient(service.base_url, WORKER_TOKEN)
+    assert config.database.url is not None
+    log = await _write_log(config.database.url)
+    try:
+        await worker.connect()
+        created = await api.submit(media_server.url("blob.bin"), type="aria2")
+        job_id = created["jobId"]
+        await eventually(lambda: worker.starts, what="job:start")
+        attempt = worker.starts[0]["attempt"]
+        await log.execute("DELETE FROM test_job_writes")
+        # 60 events a second for 3 seconds, paced by the clock.
+        sent, started = 0, time.monotonic()
+        while (elapsed := time.monotonic() - started) < 3.0:
+            while sent < elapsed * 60:
+                sent += 1
+                await worker.emit(
+                    "progress",
+                    {"jobId": job_id, "attempt": attempt, "stage": "downloading",
+                     "progress": min(99.0, sent / 3), "speed": 1000 + sent, "eta": 5,
+                     "totalBytes": 4 * 1024 * 1024},
+                )  # fmt: skip
+            await asyncio.sleep(0.005)
+        duration = time.monotonic() - started
+        # The last flush lands within one throttle interval.
+        await eventually(
+            lambda: service.dispatcher is not None and not service.dispatcher.running[job_id].dirty,
+            what="the last flush",
+        )
+        await asyncio.sleep(config.progress.throttle_ms / 1000)
+        writes = await log.fetchval(
+            "SELECT count(*) FROM test_job_writes WHERE job_id = $1", created["jobId"]
+        )
+        assert sent / duration >= 50
+        assert writes >= 2, "progress was never written"
+        assert writes / duration <= 4, f"{writes} writes in {duration:.2f}s"
+        row = await api.job(job_id)
+        assert row["progress"] == pytest.approx(min(99.0, sent / 3), abs=0.01)
+    finally:
+        await log.close()
+        await worker.close()
+        await api.close()
+        await service.stop()
+
+
+async def test_never_more_than_concurrency_jobs_run(
+    shared_service: Service, api: Api, media_server: MediaServer
+) -> None:
+    from tests.integration.test_pipeline import JobsClient
+
+    async with JobsClient(shared_service.base_url) as client:
+        await client.subscribe(all=True)
+        # 4 MiB at 2 MB/s: about two seconds each.
+        ids = [
+            (await api.submit(media_server.url("blob.bin", rate=2_000_000, n=i), type="aria2"))["jobId"]
+            for i in range(4)
+        ]
+        for job_id in ids:
+            await api.wait_status(job_id, "completed", timeout_s=60)
+    running: set[str] = set()
+    peak = 0
+    fourth_started_after: set[str] | None = None
+    finished: set[str] = set()
+    for name, data in client.events:
+        if name != "job-update" or data["jobId"] not in ids:
+            continue
+        if data["status"] == "running":
+            running.add(data["jobId"])
+            if data["jobId"] == ids[3]:
+                fourth_started_after = set(finished)
+        elif data["status"] in ("completed", "failed"):
+            running.discard(data["jobId"])
+            finished.add(data["jobId"])
+        peak = max(peak, len(running))
+    assert peak == 3
+    assert fourth_started_after, "the 4th job started before any of the first 3 ended"
+    assert fourth_started_after <= set(ids[:3])
+
+
+async def test_worker_namespace_refuses_missing_and_wrong_tokens(shared_service: Service) -> None:
+    for token in (None, "", "x" * 43, WORKER_TOKEN):
+        client = FakeWorkerClient(shared_service.base_url, token, worker_id="local-1")
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect()
+        await client.sio.disconnect()
+    assert len(shared_service.dispatcher.workers) == 3  # type: ignore[union-attr]
+
+
+async def test_events_for_jobs_not_bound_to_the_worker_are_ignored(
+    new_config: Any, media_server: MediaServer
+) -> None:
+    config = await new_config(workers={"processes": 0, "token": WORKER_TOKEN})
+    async with Service(config) as service:
+        api = Api(service.base_url)
+        owner = FakeWorkerClient(service.base_url, WORKER_TOKEN, "owner")
+        intruder = FakeWorkerClient(service.base_url, WORKER_TOKEN, "intruder")
+        try:
+            await owner.connect()
+            created = await api.submit(media_server.url("blob.bin"), type="aria2")
+            job_id = created["jobId"]
+            await eventually(lambda: owner.starts, what="job:start")
+            await intruder.connect()
+            dispatcher = service.dispatcher
+            assert dispatcher is not None
+            before = dispatcher.ignored_events
+            forged = [
+                (
+                    "progress",
+                    {"jobId": job_id, "attempt": 1, "stage": "downloading", "progress": 77},
+                ),
+                ("completed", {"jobId": job_id, "attempt": 1, "files": [{"name": "x", "size": 1}]}),
+                ("failed", {"jobId": job_id, "attempt": 1, "errorCode": "x", "message": "forged"}),
+            ]
+            for event, data in forged:
+                await intruder.emit(event, data)
+            # The owner, with the wrong attempt, is ignored too.
+            await owner.emit("progress", {**forged[0][1], "attempt": 2})
+            await eventually(lambda: dispatcher.ignored_events >= before + 4, what="4 ignored")
+            job = await api.job(job_id)
+            assert job["status"] == "running" and job["progress"] == 0
+            # The bound worker is heard.
+            await owner.emit("progress", {**forged[0][1], "progress": 12.5})
+            await eventually(
+                lambda: dispatcher.running[job_id].progress == 12.5, what="owner's progress"
+            )
+        finally:
+            await owner.close()
+            await intruder.close()
+            await api.close()
+
+
+async def test_health_is_503_while_redis_is_down(new_config: Any) -> None:
+    redis = RedisServer()
+    await redis.start()
+    try:
+        config = await new_config(redis_url=redis.url)
+        async with running_service(config) as service:
+            api = Api(service.base_url)
+            try:
+                status, body = await api.request("GET", "/health")
+                assert status == 200, body
+                assert set(body["checks"]) == {"postgres", "redis", "aria2", "workers"}
+                assert body["checks"]["workers"]["connected"] == 3
+                assert body["queue"] == {"depth": 0}
+                await redis.stop()
+                status, body = await api.request("GET", "/health")
+                assert status == 503
+                assert body["status"] == "unavailable"
+                assert body["checks"]["redis"]["status"] == "down"
+                assert body["checks"]["postgres"]["status"] == "ok"
+                await redis.start()
+
+                async def healthy() -> bool:
+                    return (await api.request("GET", "/health"))[0] == 200
+
+                await eventually(healthy, what="health 200 after Redis is back")
+            finally:
+                await api.close()
+    finally:
+        await redis.close()

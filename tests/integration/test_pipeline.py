@@ -1,0 +1,219 @@
+"""A URL in, a verified file out: real yt-dlp and aria2 against the local media server,
+followed over a real Socket.IO client."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import socketio
+
+from mediad.service import Service
+from tests.support import media
+from tests.support.harness import Api, eventually
+from tests.support.mediaserver import MediaServer
+
+
+class JobsClient:
+    """A python-socketio client on /jobs that records every event it receives."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        for name in ("progress", "completed", "failed", "job-update"):
+            self.sio.on(name, self._recorder(name), namespace="/jobs")
+
+    def _recorder(self, name: str):  # type: ignore[no-untyped-def]
+        async def record(data: dict[str, Any]) -> None:
+            self.events.append((name, data))
+
+        return record
+
+    async def __aenter__(self) -> JobsClient:
+        await self.sio.connect(self.base_url, namespaces=["/jobs"], transports=["websocket"])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.sio.disconnect()
+
+    async def subscribe(self, **payload: Any) -> dict[str, Any]:
+        return await self.sio.call("subscribe", payload, namespace="/jobs", timeout=10)  # type: ignore[no-any-return]
+
+    def of(self, job_id: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(n, d) for n, d in self.events if d.get("jobId") == job_id]
+
+
+async def download(api: Api, job_id: str, **params: str) -> tuple[int, bytes, dict[str, str]]:
+    async with api.session.get(f"/files/{job_id}/download", params=params) as resp:
+        return resp.status, await resp.read(), dict(resp.headers)
+
+
+async def test_aria2_job_completes_with_the_same_bytes(
+    api: Api, media_server: MediaServer, media_dir: Path
+) -> None:
+    # A media extension is detected as a direct download.
+    created = await api.submit(media_server.url("video.mp4"))
+    assert created["type"] == "aria2" and created["status"] == "queued"
+    job = await api.wait_status(created["jobId"], "completed", "failed")
+    assert job["status"] == "completed", job
+    assert job["progress"] == 100 and job["attempts"] == 1
+    size = (media_dir / "video.mp4").stat().st_size
+    assert job["filename"] == "video.mp4" and job["size"] == size
+    assert job["outputPath"] == f"{created['jobId']}/video.mp4"
+    status, body, _ = await download(api, created["jobId"])
+    assert status == 200
+    assert hashlib.sha256(body).hexdigest() == media.sha256_file(media_dir / "video.mp4")
+
+
+async def test_ytdlp_job_completes_with_the_same_bytes(
+    api: Api, media_server: MediaServer, media_dir: Path
+) -> None:
+    created = await api.submit(media_server.url("video.mp4"), type="ytdlp")
+    job = await api.wait_status(created["jobId"], "completed", "failed")
+    assert job["status"] == "completed", job
+    assert job["filename"].endswith(".mp4")
+    status, body, headers = await download(api, created["jobId"])
+    assert status == 200
+    assert hashlib.sha256(body).hexdigest() == media.sha256_file(media_dir / "video.mp4")
+    assert headers["Content-Type"] == "video/mp4"
+    assert "filename*=UTF-8''" in headers["Content-Disposition"]
+
+
+async def test_files_listing_and_range_requests(
+    api: Api, media_server: MediaServer, media_dir: Path
+) -> None:
+    created = await api.submit(media_server.url("blob.bin"), type="aria2")
+    await api.wait_status(created["jobId"], "completed")
+    status, listing = await api.request("GET", f"/files/{created['jobId']}")
+    assert status == 200
+    assert listing == {
+        "jobId": created["jobId"],
+        "files": [
+            {"name": "blob.bin", "size": 4 * 1024 * 1024, "mimeType": "application/octet-stream"}
+        ],
+        "totalSize": 4 * 1024 * 1024,
+    }
+    source = (media_dir / "blob.bin").read_bytes()
+    headers = {"Range": "bytes=1000-1999"}
+    async with api.session.get(f"/files/{created['jobId']}/download", headers=headers) as resp:
+        assert resp.status == 206
+        assert resp.headers["Content-Range"] == f"bytes 1000-1999/{len(source)}"
+        assert await resp.read() == source[1000:2000]
+    status, body, _ = await download(api, created["jobId"], name="blob.bin")
+    assert status == 200 and body == source
+    status, body, _ = await download(api, created["jobId"], name="other.bin")
+    assert status == 404
+
+
+async def test_socketio_client_sees_progress_then_completed_then_nothing(
+    shared_service: Service, api: Api, media_server: MediaServer
+) -> None:
+    # 4 MiB at 1.5 MB/s: about three seconds of progress.
+    url = media_server.url("blob.bin", rate=1_500_000)
+    async with JobsClient(shared_service.base_url) as client:
+        created = await api.submit(url, type="aria2")
+        job_id = created["jobId"]
+        ack = await client.subscribe(jobId=job_id)
+        assert ack["ok"] is True and ack["job"]["jobId"] == job_id
+        await eventually(
+            lambda: any(n == "completed" for n, _ in client.of(job_id)), what="completed event"
+        )
+        # Anything after `completed` would arrive within a flush interval or two.
+        seen = len(client.of(job_id))
+        await asyncio.sleep(1.0)
+        events = client.of(job_id)
+    assert len(events) == seen
+    names = [n for n, _ in events]
+    progress = [d for n, d in events if n == "progress"]
+    assert len(progress) >= 3, names
+    values = [p["progress"] for p in progress]
+    assert values == sorted(values), values
+    assert all(p["stage"] in ("downloading", "finalizing") for p in progress)
+    assert any(p["totalBytes"] == 4 * 1024 * 1024 for p in progress)
+    assert any((p["speed"] or 0) > 0 for p in progress)
+    assert any(p["eta"] is not None for p in progress)
+    last_progress = max(i for i, n in enumerate(names) if n == "progress")
+    completed = names.index("completed")
+    assert last_progress < completed
+    assert all(n == "job-update" for n in names[completed + 1 :]), names
+    assert events[completed][1] == {
+        "jobId": job_id,
+        "filename": "blob.bin",
+        "size": 4 * 1024 * 1024,
+        "outputPath": f"{job_id}/blob.bin",
+    }
+    updates = [d["status"] for n, d in events if n == "job-update"]
+    assert updates[-1] == "completed"
+
+
+async def test_all_jobs_room_sees_every_job(
+    shared_service: Service, api: Api, media_server: MediaServer
+) -> None:
+    async with JobsClient(shared_service.base_url) as client:
+        assert (await client.subscribe(all=True))["ok"] is True
+        first = await api.submit(media_server.url("blob.bin"), type="aria2")
+        second = await api.submit(media_server.url("video.mp4"))
+        for created in (first, second):
+            await eventually(
+                lambda c=created: (
+                    ("completed", c["jobId"]) in [(n, d["jobId"]) for n, d in client.events]
+                ),
+                what="completed on the all-jobs room",
+            )
+
+
+async def test_url_answering_404_fails_with_not_found(api: Api, media_server: MediaServer) -> None:
+    for url, job_type in (
+        (media_server.url("missing.mp4"), "aria2"),
+        (media_server.url("missing.mp4"), "ytdlp"),
+    ):
+        created = await api.submit(url, type=job_type)
+        job = await api.wait_status(created["jobId"], "completed", "failed")
+        assert job["status"] == "failed", job
+        assert job["errorCode"] == "not_found", job
+        assert "404" in job["errorMessage"] or "not found" in job["errorMessage"].lower(), job
+        assert job["attempts"] == 1
+
+
+async def test_job_listing_newest_first_with_filter_and_cursor(
+    api: Api, media_server: MediaServer
+) -> None:
+    ids = [(await api.submit(media_server.url("missing.mp4")))["jobId"] for _ in range(3)]
+    for job_id in ids:
+        await api.wait_status(job_id, "failed")
+    status, page = await api.request("GET", "/downloads", params={"status": "failed", "limit": "2"})
+    assert status == 200
+    assert [j["jobId"] for j in page["items"]] == ids[::-1][:2]
+    assert all(j["status"] == "failed" for j in page["items"])
+    status, rest = await api.request(
+        "GET", "/downloads", params={"status": "failed", "limit": "2", "cursor": page["nextCursor"]}
+    )
+    assert status == 200
+    assert rest["items"][0]["jobId"] == ids[0]
+    status, everything = await api.request("GET", "/downloads", params={"limit": "200"})
+    stamps = [j["createdAt"] for j in everything["items"]]
+    assert stamps == sorted(stamps, reverse=True)
+
+
+async def test_bad_requests_get_clear_errors(api: Api) -> None:
+    cases: list[tuple[str, str, dict[str, Any], int, str]] = [
+        ("POST", "/downloads", {"json": {"url": "ftp://example.com/x"}}, 400, "unsupported_scheme"),
+        ("POST", "/downloads", {"json": {}}, 400, "invalid_url"),
+        ("POST", "/downloads", {"data": b"{nope", "headers": {"Content-Type": "application/json"}}, 400, "invalid_json"),
+        ("POST", "/downloads", {"json": {"url": "http://a.example/x", "type": "bogus"}}, 400, "invalid_type"),
+        ("GET", "/downloads/not-a-uuid", {}, 400, "invalid_job_id"),
+        ("GET", "/downloads/00000000-0000-4000-8000-000000000000", {}, 404, "not_found"),
+        ("GET", "/downloads", {"params": {"status": "nope"}}, 400, "bad_query"),
+        ("GET", "/downloads", {"params": {"cursor": "!!!"}}, 400, "bad_cursor"),
+        ("GET", "/files/00000000-0000-4000-8000-000000000000", {}, 404, "not_found"),
+        ("GET", "/nowhere", {}, 404, "not_found"),
+        ("DELETE", "/health", {}, 405, "method_not_allowed"),
+    ]  # fmt: skip
+    for method, path, kwargs, want_status, want_code in cases:
+        status, body = await api.request(method, path, **kwargs)
+        assert status == want_status, (path, kwargs, status, body)
+        assert body["error"]["code"] == want_code, (path, body)
+        assert body["error"]["message"]
