@@ -150,7 +150,7 @@ NAMED_ENV = {
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-def default_state_dir() -> Path:
+def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where the embedded PostgreSQL, Redis and the files live when nothing says otherwise.
 
     As root this is /var/lib/mediad, as for a system service (PostgreSQL, which runs as
@@ -158,7 +158,8 @@ def default_state_dir() -> Path:
     """
     if os.geteuid() == 0:
         return Path("/var/lib/mediad")
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "mediad"
 
 
@@ -170,10 +171,10 @@ def load(
     path = path or env.get("MEDIAD_CONFIG") or None
     raw: dict[str, Any] = _read_yaml(Path(path)) if path else {}
     _apply_env(raw, env)
-    return build(raw)
+    return build(raw, env)
 
 
-def build(raw: Mapping[str, Any]) -> Config:
+def build(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
     """Turn a nested mapping (as from YAML) into a validated Config."""
     if not isinstance(raw, Mapping):
         raise ConfigError("(top level)", "must be a mapping of sections")
@@ -185,7 +186,7 @@ def build(raw: Mapping[str, Any]) -> Config:
         sections[name] = _build_section(name, hints[name], value)
     config = Config(**sections)
     _validate(config)
-    return _resolve_paths(config)
+    return _resolve_paths(config, env)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -193,6 +194,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read config file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "cannot read config file: not UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -213,12 +216,14 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
             continue
         section, _, key = name[len("MEDIAD_") :].lower().partition("_")
         if section in sections and key:
-            raw.setdefault(section, {})
+            if raw.get(section) is None:  # `queue:` with every key commented out
+                raw[section] = {}
             if isinstance(raw[section], dict):
                 raw[section][key] = _EnvValue(value)
     for name, (section, key) in NAMED_ENV.items():
         if env.get(name):
-            raw.setdefault(section, {})
+            if raw.get(section) is None:
+                raw[section] = {}
             if isinstance(raw[section], dict):
                 raw[section][key] = _EnvValue(env[name])
 
@@ -341,8 +346,10 @@ def _check(value: float, key: str, low: float, high: float) -> None:
         raise ConfigError(key, f"must be between {low:g} and {high:g}, not {value!r}")
 
 
-def _resolve_paths(c: Config) -> Config:
-    state = Path(c.storage.state_dir).expanduser() if c.storage.state_dir else default_state_dir()
+def _resolve_paths(c: Config, env: Mapping[str, str] | None) -> Config:
+    state = (
+        Path(c.storage.state_dir).expanduser() if c.storage.state_dir else default_state_dir(env)
+    )
     state = state.absolute()
     data = Path(c.storage.data_dir).expanduser() if c.storage.data_dir else state / "data"
     tmp = Path(c.storage.tmp_dir).expanduser() if c.storage.tmp_dir else state / "tmp"
@@ -361,5 +368,7 @@ def replace(config: Config, **sections: Mapping[str, Any]) -> Config:
             for k, v in dataclasses.asdict(getattr(config, f.name)).items()
         }
     for name, changes in sections.items():
+        if name not in raw:
+            raise ConfigError(name, "unknown section")
         raw[name].update(changes)
     return build(raw)

@@ -62,7 +62,7 @@ class FailedEvent:
 def parse_progress(data: Any) -> ProgressEvent:
     d = _mapping(data)
     stage = d.get("stage")
-    if stage not in WORKER_STAGES:
+    if not isinstance(stage, str) or stage not in WORKER_STAGES:
         raise InvalidEvent(f"stage must be one of {sorted(WORKER_STAGES)}")
     return ProgressEvent(
         job_id=job_id(d.get("jobId")),
@@ -90,7 +90,7 @@ def parse_completed(data: Any) -> CompletedEvent:
 def parse_failed(data: Any) -> FailedEvent:
     d = _mapping(data)
     code = d.get("errorCode")
-    if not isinstance(code, str) or not ERROR_CODE.match(code):
+    if not isinstance(code, str) or not ERROR_CODE.fullmatch(code):
         raise InvalidEvent("errorCode must be a snake_case string")
     message = d.get("message")
     if not isinstance(message, str):
@@ -139,7 +139,8 @@ def _attempt(value: Any) -> int:
 def _percent(value: Any) -> float | None:
     if value is None:
         return None
-    if type(value) not in (int, float) or not math.isfinite(value) or not 0 <= value <= 100:
+    # NaN and infinities fail the range check; no math.isfinite (it overflows on huge ints).
+    if type(value) not in (int, float) or not 0 <= value <= 100:
         raise InvalidEvent("progress must be a number from 0 to 100, or null")
     return float(value)
 

@@ -19,7 +19,7 @@ from mediad.models import JobType, Status
 MAX_URL_LENGTH = 2048
 YTDLP_PRESETS = frozenset({"best", "1080p", "720p", "480p", "audio"})
 # yt-dlp's format selector grammar: ids, fields, comparisons, merges, fallbacks, groups.
-YTDLP_SELECTOR = re.compile(r"^[A-Za-z0-9_.+\-/\[\]<>=!*?^$~:,() ]{1,200}$")
+YTDLP_SELECTOR = re.compile(r"(?!.*\$\()[A-Za-z0-9_.+\-/\[\]<>=!*?^$~:,() ]{1,200}")
 AUDIO_FORMATS = frozenset({"mp3", "m4a", "opus", "flac", "wav"})
 CONTAINERS = frozenset({"mp4", "mkv"})
 MEDIA_TYPES = frozenset({"images", "videos", "all"})
@@ -105,7 +105,7 @@ def _int_range(low: int, high: int):  # type: ignore[no-untyped-def]
 
 def _one_of(choices: frozenset[str]):  # type: ignore[no-untyped-def]
     def check(key: str, value: Any) -> str:
-        if value not in choices:
+        if not isinstance(value, str) or value not in choices:
             raise BadRequest(
                 f"option {key} must be one of {', '.join(sorted(choices))}", code="invalid_options"
             )
@@ -115,7 +115,7 @@ def _one_of(choices: frozenset[str]):  # type: ignore[no-untyped-def]
 
 
 def _format(key: str, value: Any) -> str:
-    if isinstance(value, str) and (value in YTDLP_PRESETS or YTDLP_SELECTOR.match(value)):
+    if isinstance(value, str) and (value in YTDLP_PRESETS or YTDLP_SELECTOR.fullmatch(value)):
         return value
     raise BadRequest(
         f"option {key} must be one of {', '.join(sorted(YTDLP_PRESETS))} or a yt-dlp format"
@@ -130,7 +130,7 @@ def _languages(key: str, value: Any) -> list[str]:
     if (
         not isinstance(value, list)
         or not 1 <= len(value) <= 20
-        or not all(isinstance(v, str) and LANGUAGE.match(v) for v in value)
+        or not all(isinstance(v, str) and LANGUAGE.fullmatch(v) for v in value)
     ):
         raise BadRequest(
             f"option {key} must be a list of language codes such as en or pt-BR",
@@ -181,7 +181,7 @@ def parse_list_query(query: Any) -> tuple[Status | None, int, tuple[datetime, UU
     limit = 50
     if "limit" in query:
         text = query["limit"]
-        if not text.isdigit() or not 1 <= int(text) <= 200:
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 200:
             raise BadRequest("limit must be a whole number from 1 to 200", code="bad_query")
         limit = int(text)
     after = decode_cursor(query["cursor"]) if query.get("cursor") else None

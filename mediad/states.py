@@ -48,4 +48,4 @@ def retry_delay_s(attempts: int, base_s: float, cap_s: float = 300.0) -> float:
     """Exponential backoff: base, twice base, four times base and so on, capped."""
     if attempts < 1:
         return 0.0
-    return min(cap_s, base_s * (2 ** (attempts - 1)))
+    return min(cap_s, base_s * 2.0 ** min(attempts - 1, 64))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import time
 import unicodedata
@@ -53,7 +54,9 @@ class ProgressEmitter:
             self._timer = asyncio.get_running_loop().call_later(wait, self._fire)
 
     def _fire(self) -> None:
-        self._timer = None
+        if self._timer is not None:  # an immediate send makes a pending one stale
+            self._timer.cancel()
+            self._timer = None
         latest, self._latest = self._latest, None
         if latest is None:
             return
@@ -99,7 +102,7 @@ def clean_name(name: str) -> str:
     dots, at most ``MAX_NAME_BYTES`` bytes of UTF-8 (the extension kept)."""
     name = unicodedata.normalize("NFC", name)
     name = "".join("_" if ch in "/\\" or unicodedata.category(ch)[0] == "C" else ch for ch in name)
-    name = name.strip().lstrip("-.") or "download"
+    name = re.sub(r"^[\s.-]+", "", name).rstrip() or "download"
     stem, dot, ext = name.rpartition(".")
     if not dot or len(ext) > 12:
         stem, ext = name, ""

@@ -1,0 +1,179 @@
+"""Benchmarks, run by hand (`make bench` or `python -m tests.bench`): they print figures
+and ratios, and assert nothing.
+
+* footprint: peak RSS of `mediad serve` and its 3 idle workers, summed;
+* bulk: time from POST to `completed` for one large file through mediad, against running
+  the same tool by hand on the same file, for aria2 and for yt-dlp.
+
+`mediad serve` runs as a user runs it (a subprocess, embedded PostgreSQL and Redis),
+against the local media server of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from mediad.aria2 import free_port
+from tests.support import media
+from tests.support.harness import eventually, shared_tmp
+from tests.support.mediaserver import MediaServer
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def memory_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def command_name(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
+
+
+class Serve:
+    """`mediad serve` in a subprocess on embedded defaults."""
+
+    def __init__(self) -> None:
+        self.state = shared_tmp("mediad-bench-")
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def __aenter__(self) -> Serve:
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        env.update(
+            MEDIAD_STORAGE_STATE_DIR=str(self.state),
+            MEDIAD_SERVER_PORT=str(self.port),
+            MEDIAD_LOGGING_LEVEL="warning",
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mediad", "serve"], env=env, stderr=subprocess.DEVNULL
+        )
+        async with aiohttp.ClientSession() as http:
+
+            async def healthy() -> bool:
+                try:
+                    async with http.get(f"{self.base}/health") as resp:
+                        return resp.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await eventually(healthy, timeout_s=120, interval_s=0.1, what="mediad serve")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        shutil.rmtree(self.state, ignore_errors=True)
+
+    async def run_job(self, url: str, job_type: str) -> float:
+        """Seconds from POST to status completed (polled every 10 ms)."""
+        async with aiohttp.ClientSession(self.base) as http:
+            started = time.perf_counter()
+            async with http.post("/downloads", json={"url": url, "type": job_type}) as resp:
+                job_id = (await resp.json())["jobId"]
+            while True:
+                async with http.get(f"/downloads/{job_id}") as resp:
+                    job = await resp.json()
+                if job["status"] == "completed":
+                    elapsed = time.perf_counter() - started
+                    break
+                if job["status"] == "failed":
+                    raise RuntimeError(f"job failed: {job['errorCode']}: {job['errorMessage']}")
+                await asyncio.sleep(0.01)
+            async with http.get(f"/downloads/{job_id}"):
+                pass
+        shutil.rmtree(self.state / "data" / job_id, ignore_errors=True)
+        return elapsed
+
+
+async def footprint() -> None:
+    async with Serve() as serve:
+        assert serve.proc is not None
+        await asyncio.sleep(3)  # let the workers settle after start-up
+        main = serve.proc.pid
+        workers = [p for p in children(main) if "mediad worker" in command_name(p)]
+        others = [p for p in children(main) if p not in workers]
+        ours = [main, *workers]
+        peak = sum(memory_kib(p, "VmHWM") for p in ours) / 1024
+        now = sum(memory_kib(p, "VmRSS") for p in ours) / 1024
+        extra = sum(memory_kib(p, "VmRSS") for p in others) / 1024
+        print("footprint (3 idle workers):")
+        print(f"  mediad serve + {len(workers)} workers: peak RSS {peak:.1f} MiB, now {now:.1f} MiB")
+        print(f"  main alone: peak {memory_kib(main, 'VmHWM') / 1024:.1f} MiB; per worker: "
+              + ", ".join(f"{memory_kib(p, 'VmHWM') / 1024:.1f}" for p in workers) + " MiB")
+        print(f"  (not counted: aria2c, embedded postgres/redis top processes: {extra:.1f} MiB)")
+        print(f"  MeTube's 166 MB for reference: ratio {peak / 166:.2f}")
+
+
+def by_hand(argv: list[str], cwd: Path) -> float:
+    shutil.rmtree(cwd, ignore_errors=True)
+    cwd.mkdir(parents=True)
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+async def bulk(size_mb: int, runs: int) -> None:
+    root = shared_tmp("mediad-bench-media-")
+    try:
+        media.make_random_file(root / "big.bin", size_mb * 1024 * 1024, seed=7)
+        async with MediaServer(root) as server, Serve() as serve:
+            url = server.url("big.bin")
+            scratch = root / "by-hand"
+            aria2_argv = ["aria2c", "--allow-overwrite=true", "--file-allocation=none",
+                          "--follow-torrent=false", "--follow-metalink=false",
+                          "--console-log-level=warn", "--summary-interval=0", url]  # fmt: skip
+            ytdlp_argv = [sys.executable, "-m", "yt_dlp", "--ignore-config", "--no-cache-dir",
+                          "--no-playlist", "-o", "%(title)s.%(ext)s", "--", url]  # fmt: skip
+            print(f"bulk download of {size_mb} MB over loopback, best of {runs} "
+                  "(median in brackets):")  # fmt: skip
+            for name, argv, job_type in (("aria2", aria2_argv, "aria2"), ("yt-dlp", ytdlp_argv, "ytdlp")):
+                hand = [await asyncio.to_thread(by_hand, argv, scratch) for _ in range(runs)]
+                ours = [await serve.run_job(url, job_type) for _ in range(runs)]
+                print(f"  {name:7s} by hand {min(hand):6.3f}s ({statistics.median(hand):.3f})   "
+                      f"through mediad {min(ours):6.3f}s ({statistics.median(ours):.3f})   "
+                      f"ratio {min(ours) / min(hand):.3f}")  # fmt: skip
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench")
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("what", nargs="*", default=["footprint", "bulk"])
+    args = parser.parse_args()
+    if "footprint" in args.what:
+        asyncio.run(footprint())
+    if "bulk" in args.what:
+        asyncio.run(bulk(args.size_mb, args.runs))
+
+
+if __name__ == "__main__":
+    main()

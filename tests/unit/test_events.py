@@ -1,0 +1,401 @@
+"""mediad.events: validation of worker events (progress, completed, failed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mediad import events
+from mediad.errors import InvalidEvent, MediadError
+
+JOB = "0b9e4a6e-3c1f-4d0e-9a57-2f1f3c0e8d11"
+
+
+def progress(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"jobId": JOB, "attempt": 1, "stage": "downloading", "progress": 42.5}
+    data.update(changes)
+    return data
+
+
+def completed(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"jobId": JOB, "attempt": 1, "files": [{"name": "a.mp4", "size": 10}]}
+    data.update(changes)
+    return data
+
+
+def failed(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"jobId": JOB, "attempt": 2, "errorCode": "network", "message": "boom"}
+    data.update(changes)
+    return data
+
+
+PARSERS = [
+    pytest.param(events.parse_progress, progress, id="progress"),
+    pytest.param(events.parse_completed, completed, id="completed"),
+    pytest.param(events.parse_failed, failed, id="failed"),
+]
+
+
+# --- good payloads --------------------------------------------------------------------------
+
+
+def test_progress_minimal() -> None:
+    event = events.parse_progress(progress())
+    assert event == events.ProgressEvent(
+        job_id=JOB,
+        attempt=1,
+        stage="downloading",
+        progress=42.5,
+        speed=None,
+        eta=None,
+        total_bytes=None,
+    )
+
+
+def test_progress_full() -> None:
+    event = events.parse_progress(
+        progress(stage="merging", progress=100, speed=1_000_000, eta=0, totalBytes=2**40)
+    )
+    assert event.stage == "merging"
+    assert event.progress == 100.0
+    assert isinstance(event.progress, float)
+    assert event.speed == 1_000_000
+    assert event.eta == 0
+    assert event.total_bytes == 2**40
+
+
+@pytest.mark.parametrize("stage", sorted(events.WORKER_STAGES))
+def test_every_worker_stage_is_accepted(stage: str) -> None:
+    assert events.parse_progress(progress(stage=stage)).stage == stage
+
+
+@pytest.mark.parametrize("value", [0, 0.0, 1e-9, 50, 99.99, 100, 100.0, None])
+def test_progress_bounds_accepted(value: Any) -> None:
+    parsed = events.parse_progress(progress(progress=value)).progress
+    assert parsed == (None if value is None else float(value))
+
+
+def test_progress_key_may_be_absent() -> None:
+    data = progress()
+    del data["progress"]
+    assert events.parse_progress(data).progress is None
+
+
+@pytest.mark.parametrize("value", [0, 1, 3.0, events.MAX_INT])
+def test_counts_accepted(value: Any) -> None:
+    event = events.parse_progress(progress(speed=value, eta=value, totalBytes=value))
+    assert event.speed == event.eta == event.total_bytes == int(value)
+    assert type(event.speed) is int
+
+
+def test_job_id_is_made_canonical() -> None:
+    assert events.parse_progress(progress(jobId=JOB.upper())).job_id == JOB
+    assert events.parse_progress(progress(jobId=JOB.replace("-", ""))).job_id == JOB
+
+
+def test_extra_keys_are_ignored() -> None:
+    assert events.parse_progress(progress(extra="x")).job_id == JOB
+
+
+def test_completed() -> None:
+    event = events.parse_completed(
+        completed(files=[{"name": "a.mp4", "size": 10}, {"name": "a.en.vtt", "size": 0}])
+    )
+    assert event.job_id == JOB
+    assert event.attempt == 1
+    assert event.files == (events.FileEntry("a.mp4", 10), events.FileEntry("a.en.vtt", 0))
+    assert event.size == 10
+
+
+def test_completed_unicode_names() -> None:
+    event = events.parse_completed(completed(files=[{"name": "vidéo 日本 (1).mp4", "size": 1}]))
+    assert event.files[0].name == "vidéo 日本 (1).mp4"
+
+
+def test_failed() -> None:
+    event = events.parse_failed(failed())
+    assert event == events.FailedEvent(job_id=JOB, attempt=2, error_code="network", message="boom")
+
+
+@pytest.mark.parametrize("code", ["a", "network", "http_404", "worker_crashed", "x" * 40])
+def test_failed_error_codes_accepted(code: str) -> None:
+    assert events.parse_failed(failed(errorCode=code)).error_code == code
+
+
+def test_failed_message_is_truncated() -> None:
+    event = events.parse_failed(failed(message="é" * 5000))
+    assert event.message == "é" * events.MAX_MESSAGE
+    assert len(event.message) == 2000
+
+
+def test_failed_message_may_be_empty() -> None:
+    assert events.parse_failed(failed(message="")).message == ""
+
+
+# --- bad payloads, common to all three ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("parse", "make"), PARSERS)
+@pytest.mark.parametrize("payload", [None, [], "x", 1, (), [("jobId", JOB)]])
+def test_non_dict_payload(parse: Any, make: Any, payload: Any) -> None:
+    with pytest.raises(InvalidEvent):
+        parse(payload)
+
+
+@pytest.mark.parametrize(("parse", "make"), PARSERS)
+@pytest.mark.parametrize(
+    "job_id",
+    [
+        None,
+        "",
+        "not-a-uuid",
+        JOB[:-1],
+        JOB + "0",
+        "x" * 65,
+        "0" * 32 + " " * 40,
+        "{" + JOB + "}" + " " * 40,
+        12345,
+        1.5,
+        True,
+        [JOB],
+        {"id": JOB},
+    ],
+)
+def test_bad_job_id(parse: Any, make: Any, job_id: Any) -> None:
+    with pytest.raises(InvalidEvent, match="jobId"):
+        parse(make(jobId=job_id))
+
+
+@pytest.mark.parametrize(("parse", "make"), PARSERS)
+def test_missing_job_id(parse: Any, make: Any) -> None:
+    data = make()
+    del data["jobId"]
+    with pytest.raises(InvalidEvent, match="jobId"):
+        parse(data)
+
+
+@pytest.mark.parametrize(("parse", "make"), PARSERS)
+@pytest.mark.parametrize(
+    "attempt", [None, 0, -1, True, False, 1.0, 1.5, "1", 10**6, 2**64, float("nan"), [1]]
+)
+def test_bad_attempt(parse: Any, make: Any, attempt: Any) -> None:
+    with pytest.raises(InvalidEvent, match="attempt"):
+        parse(make(attempt=attempt))
+
+
+@pytest.mark.parametrize(("parse", "make"), PARSERS)
+@pytest.mark.parametrize("attempt", [1, 2, 1000])
+def test_good_attempt(parse: Any, make: Any, attempt: int) -> None:
+    assert parse(make(attempt=attempt)).attempt == attempt
+
+
+def test_invalid_event_is_a_mediad_error() -> None:
+    with pytest.raises(MediadError):
+        events.parse_progress(None)
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stage", [None, "", "queued", "DOWNLOADING", "downloading ", "done", 1, ["downloading"]]
+)
+def test_bad_stage(stage: Any) -> None:
+    with pytest.raises(InvalidEvent, match="stage"):
+        events.parse_progress(progress(stage=stage))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        -1,
+        -0.01,
+        100.01,
+        101,
+        "50",
+        "",
+        True,
+        False,
+        [50],
+        {"p": 50},
+        pytest.param(10**400, id="huge_int"),
+    ],
+)
+def test_bad_progress(value: Any) -> None:
+    with pytest.raises(InvalidEvent, match="progress"):
+        events.parse_progress(progress(progress=value))
+
+
+@pytest.mark.parametrize("key", ["speed", "eta", "totalBytes"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        -1,
+        -1.0,
+        1.5,
+        0.1,
+        True,
+        False,
+        "10",
+        float("nan"),
+        float("inf"),
+        events.MAX_INT + 1,
+        1e300,
+        [1],
+    ],
+)
+def test_bad_counts(key: str, value: Any) -> None:
+    with pytest.raises(InvalidEvent, match=key):
+        events.parse_progress(progress(**{key: value}))
+
+
+# --- completed ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "files", [None, [], "a.mp4", {"name": "a.mp4", "size": 1}, ({"name": "a", "size": 1},)]
+)
+def test_bad_files_list(files: Any) -> None:
+    with pytest.raises(InvalidEvent, match="files"):
+        events.parse_completed(completed(files=files))
+
+
+def test_too_many_files() -> None:
+    files = [{"name": f"{i}.jpg", "size": 1} for i in range(events.MAX_FILES + 1)]
+    with pytest.raises(InvalidEvent):
+        events.parse_completed(completed(files=files))
+
+
+def test_missing_files() -> None:
+    data = completed()
+    del data["files"]
+    with pytest.raises(InvalidEvent):
+        events.parse_completed(data)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        None,
+        "a.mp4",
+        ["a.mp4", 1],
+        {"name": "a.mp4"},
+        {"size": 1},
+        {"name": "a.mp4", "size": -1},
+        {"name": "a.mp4", "size": 1.0},
+        {"name": "a.mp4", "size": True},
+        {"name": "a.mp4", "size": "1"},
+        {"name": "a.mp4", "size": events.MAX_INT + 1},
+        {"name": "", "size": 1},
+        {"name": None, "size": 1},
+        {"name": 5, "size": 1},
+        {"name": ".", "size": 1},
+        {"name": "..", "size": 1},
+        {"name": "../a.mp4", "size": 1},
+        {"name": "dir/a.mp4", "size": 1},
+        {"name": "/etc/passwd", "size": 1},
+        {"name": "a\\b.mp4", "size": 1},
+        {"name": "a\x00.mp4", "size": 1},
+        {"name": "a\n.mp4", "size": 1},
+        {"name": "a\r.mp4", "size": 1},
+        {"name": "a\t.mp4", "size": 1},
+        {"name": "a\x1b[31m.mp4", "size": 1},
+        {"name": "a\x7f.mp4", "size": 1},
+        {"name": "a" * 256, "size": 1},
+        {"name": "é" * 128, "size": 1},  # 128 characters, 256 bytes
+    ],
+)
+def test_bad_file_entries(entry: Any) -> None:
+    with pytest.raises(InvalidEvent):
+        events.parse_completed(completed(files=[{"name": "ok.mp4", "size": 1}, entry]))
+
+
+# --- failed ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        None,
+        "",
+        "Network",
+        "NETWORK",
+        "network-error",
+        "network error",
+        "1network",
+        "_network",
+        "network\n",
+        "x" * 41,
+        "réseau",
+        5,
+        ["network"],
+    ],
+)
+def test_bad_error_code(code: Any) -> None:
+    with pytest.raises(InvalidEvent, match="errorCode"):
+        events.parse_failed(failed(errorCode=code))
+
+
+@pytest.mark.parametrize("message", [None, 5, ["m"], {"m": 1}])
+def test_bad_failed_message(message: Any) -> None:
+    with pytest.raises(InvalidEvent, match="message"):
+        events.parse_failed(failed(message=message))
+
+
+# --- safe_file_name -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a",
+        "a.mp4",
+        ".hidden",
+        "...",
+        "a..b",
+        "..a",
+        "-rf",
+        "name with spaces.mkv",
+        "日本語.mp4",
+        "a" * 255,
+        "é" * 127 + "a",  # 255 bytes
+        "emoji 🎬.mp4",
+    ],
+)
+def test_safe_file_name_accepts(name: str) -> None:
+    assert events.safe_file_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        ".",
+        "..",
+        "/",
+        "a/b",
+        "a/",
+        "/a",
+        "\\",
+        "a\\b",
+        "\x00",
+        "a\x00b",
+        "\x01",
+        "\x1f",
+        "\x7f",
+        "line\nbreak",
+        "a" * 256,
+        "日" * 86,  # 258 bytes
+        None,
+        b"a.mp4",
+        1,
+        ["a"],
+    ],
+)
+def test_safe_file_name_rejects(name: Any) -> None:
+    with pytest.raises(InvalidEvent):
+        events.safe_file_name(name)

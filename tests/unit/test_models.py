@@ -1,0 +1,174 @@
+"""mediad.models: Job from a database row, and the job as the API shows it."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from mediad.models import TERMINAL, Job, JobType, Status
+
+JOB_ID = UUID("0b9e4a6e-3c1f-4d0e-9a57-2f1f3c0e8d11")
+CREATED = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+# DESIGN.md, "REST": a job's fields.
+API_FIELDS = {
+    "jobId", "url", "type", "status", "stage", "progress", "speed", "eta", "totalBytes",
+    "filename", "size", "outputPath", "errorCode", "errorMessage", "attempts", "options",
+    "createdAt", "updatedAt", "startedAt", "finishedAt",
+}  # fmt: skip
+
+
+def row(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": JOB_ID,
+        "url": "https://example.com/a.mp4",
+        "type": "aria2",
+        "status": "queued",
+        "stage": "queued",
+        "progress": None,
+        "speed": None,
+        "eta": None,
+        "total_bytes": None,
+        "filename": None,
+        "output_path": None,
+        "size": None,
+        "error_code": None,
+        "error_message": None,
+        "options": {},
+        "meta": {},
+        "headers": None,  # a column the model does not keep
+        "attempts": 0,
+        "worker_id": None,
+        "created_at": CREATED,
+        "updated_at": CREATED,
+        "started_at": None,
+        "finished_at": None,
+    }
+    data.update(changes)
+    return data
+
+
+def test_from_row_converts_enums() -> None:
+    job = Job.from_row(row())
+    assert job.id == JOB_ID
+    assert job.type is JobType.ARIA2
+    assert job.status is Status.QUEUED
+    assert job.attempts == 0
+    assert job.options == {}
+
+
+@pytest.mark.parametrize("status", list(Status))
+@pytest.mark.parametrize("job_type", list(JobType))
+def test_from_row_every_status_and_type(status: Status, job_type: JobType) -> None:
+    job = Job.from_row(row(status=status.value, type=job_type.value))
+    assert (job.status, job.type) == (status, job_type)
+
+
+def test_from_row_rejects_unknown_status_and_type() -> None:
+    with pytest.raises(ValueError):
+        Job.from_row(row(status="exploded"))
+    with pytest.raises(ValueError):
+        Job.from_row(row(type="wget"))
+
+
+def test_from_row_needs_every_column() -> None:
+    data = row()
+    del data["attempts"]
+    with pytest.raises(KeyError):
+        Job.from_row(data)
+
+
+def test_job_is_frozen() -> None:
+    job = Job.from_row(row())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        job.status = Status.RUNNING  # type: ignore[misc]
+
+
+def test_to_api_keys_are_exactly_the_design_fields() -> None:
+    assert set(Job.from_row(row()).to_api()) == API_FIELDS
+
+
+def test_to_api_of_a_new_job() -> None:
+    api = Job.from_row(row()).to_api()
+    assert api["jobId"] == str(JOB_ID)
+    assert api["type"] == "aria2"
+    assert api["status"] == "queued"
+    assert api["createdAt"] == "2024-05-01T12:00:00.123456+00:00"
+    assert api["startedAt"] is None
+    assert api["finishedAt"] is None
+    assert api["progress"] is None
+    assert "meta" not in api and "workerId" not in api and "headers" not in api
+
+
+def test_to_api_of_a_finished_job() -> None:
+    started = CREATED + timedelta(seconds=1)
+    finished = CREATED + timedelta(seconds=5)
+    job = Job.from_row(
+        row(
+            type="ytdlp",
+            status="completed",
+            stage="finalizing",
+            progress=100.0,
+            speed=1_000_000,
+            eta=0,
+            total_bytes=5_000_000,
+            filename="video.mp4",
+            output_path=f"{JOB_ID}/video.mp4",
+            size=5_000_000,
+            options={"format": "best"},
+            attempts=1,
+            worker_id="w1",
+            updated_at=finished,
+            started_at=started,
+            finished_at=finished,
+        )
+    )
+    assert job.to_api() == {
+        "jobId": str(JOB_ID),
+        "url": "https://example.com/a.mp4",
+        "type": "ytdlp",
+        "status": "completed",
+        "stage": "finalizing",
+        "progress": 100.0,
+        "speed": 1_000_000,
+        "eta": 0,
+        "totalBytes": 5_000_000,
+        "filename": "video.mp4",
+        "size": 5_000_000,
+        "outputPath": f"{JOB_ID}/video.mp4",
+        "errorCode": None,
+        "errorMessage": None,
+        "attempts": 1,
+        "options": {"format": "best"},
+        "createdAt": CREATED.isoformat(),
+        "updatedAt": finished.isoformat(),
+        "startedAt": started.isoformat(),
+        "finishedAt": finished.isoformat(),
+    }
+
+
+def test_to_api_timestamps_parse_back() -> None:
+    api = Job.from_row(row(started_at=CREATED, finished_at=CREATED)).to_api()
+    for key in ("createdAt", "updatedAt", "startedAt", "finishedAt"):
+        assert datetime.fromisoformat(api[key]) == CREATED
+
+
+def test_to_api_failed_job() -> None:
+    api = Job.from_row(
+        row(status="failed", error_code="network", error_message="connection reset")
+    ).to_api()
+    assert (api["errorCode"], api["errorMessage"]) == ("network", "connection reset")
+
+
+def test_status_and_type_values() -> None:
+    assert {s.value for s in Status} == {
+        "queued", "running", "completed", "failed", "cancelled", "paused",
+    }  # fmt: skip
+    assert {t.value for t in JobType} == {"ytdlp", "aria2", "ffmpeg", "twitter"}
+    assert str(Status.QUEUED) == "queued"
+    assert str(JobType.YTDLP) == "ytdlp"
+    assert TERMINAL == {Status.COMPLETED, Status.FAILED, Status.CANCELLED}
