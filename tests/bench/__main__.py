@@ -50,6 +50,14 @@ def memory_kib(pid: int, field: str) -> int:
     return 0
 
 
+def pss_kib(pid: int) -> int:
+    """Proportional set size: shared pages divided among the processes sharing them."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
 def command_name(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
 
@@ -123,10 +131,17 @@ async def footprint() -> None:
         peak = sum(memory_kib(p, "VmHWM") for p in ours) / 1024
         now = sum(memory_kib(p, "VmRSS") for p in ours) / 1024
         extra = sum(memory_kib(p, "VmRSS") for p in others) / 1024
+        pss = sum(pss_kib(p) for p in ours) / 1024
         print("footprint (3 idle workers):")
-        print(f"  mediad serve + {len(workers)} workers: peak RSS {peak:.1f} MiB, now {now:.1f} MiB")
-        print(f"  main alone: peak {memory_kib(main, 'VmHWM') / 1024:.1f} MiB; per worker: "
-              + ", ".join(f"{memory_kib(p, 'VmHWM') / 1024:.1f}" for p in workers) + " MiB")
+        print(
+            f"  mediad serve + {len(workers)} workers: peak RSS {peak:.1f} MiB, now {now:.1f} MiB"
+        )
+        print(f"  the same processes' PSS (shared pages counted once): {pss:.1f} MiB")
+        print(
+            f"  main alone: peak {memory_kib(main, 'VmHWM') / 1024:.1f} MiB; per worker: "
+            + ", ".join(f"{memory_kib(p, 'VmHWM') / 1024:.1f}" for p in workers)
+            + " MiB"
+        )
         print(f"  (not counted: aria2c, embedded postgres/redis top processes: {extra:.1f} MiB)")
         print(f"  MeTube's 166 MB for reference: ratio {peak / 166:.2f}")
 
@@ -153,7 +168,10 @@ async def bulk(size_mb: int, runs: int) -> None:
                           "--no-playlist", "-o", "%(title)s.%(ext)s", "--", url]  # fmt: skip
             print(f"bulk download of {size_mb} MB over loopback, best of {runs} "
                   "(median in brackets):")  # fmt: skip
-            for name, argv, job_type in (("aria2", aria2_argv, "aria2"), ("yt-dlp", ytdlp_argv, "ytdlp")):
+            for name, argv, job_type in (
+                ("aria2", aria2_argv, "aria2"),
+                ("yt-dlp", ytdlp_argv, "ytdlp"),
+            ):
                 hand = [await asyncio.to_thread(by_hand, argv, scratch) for _ in range(runs)]
                 ours = [await serve.run_job(url, job_type) for _ in range(runs)]
                 print(f"  {name:7s} by hand {min(hand):6.3f}s ({statistics.median(hand):.3f})   "

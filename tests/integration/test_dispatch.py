@@ -117,7 +117,9 @@ async def test_never_more_than_concurrency_jobs_run(
         await client.subscribe(all=True)
         # 4 MiB at 2 MB/s: about two seconds each.
         ids = [
-            (await api.submit(media_server.url("blob.bin", rate=2_000_000, n=i), type="aria2"))["jobId"]
+            (await api.submit(media_server.url("blob.bin", rate=2_000_000, n=i), type="aria2"))[
+                "jobId"
+            ]
             for i in range(4)
         ]
         for job_id in ids:
@@ -223,3 +225,25 @@ async def test_health_is_503_while_redis_is_down(new_config: Any) -> None:
                 await api.close()
     finally:
         await redis.close()
+
+
+async def test_a_worker_that_dies_is_restarted_and_its_old_token_refused(
+    new_config: Any,
+) -> None:
+    import os
+    import signal
+
+    config = await new_config(queue={"concurrency": 1})
+    async with running_service(config) as service:
+        supervisor, dispatcher = service.supervisor, service.dispatcher
+        assert supervisor is not None and dispatcher is not None
+        old_pid = supervisor.procs["local-1"].pid
+        old_token = service.tokens._issued["local-1"]
+        os.kill(old_pid, signal.SIGKILL)
+        await eventually(
+            lambda: "local-1" in supervisor.procs and supervisor.procs["local-1"].pid != old_pid,
+            what="a new worker process",
+        )
+        await eventually(lambda: len(dispatcher.workers) == 1, what="the new worker to connect")
+        assert supervisor.restarts == 1
+        assert not service.tokens.check("local-1", old_token)

@@ -3,6 +3,7 @@ one real download, a clean stop that leaves no process behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -93,6 +94,13 @@ async def test_serve_on_embedded_defaults(media_server: MediaServer) -> None:
         await eventually(
             lambda: not [p for p in tree if alive(p)], timeout_s=20, what="no process left"
         )
+        # Logs are JSON, one object per line, and name the job they are about.
+        entries = [json.loads(line) for line in (state / "serve.log").read_text().splitlines()]
+        about_job = [e for e in entries if e.get("jobId") == job_id]
+        assert {"ts", "level", "logger", "msg"} <= set(entries[0])
+        processes = {e["process"] for e in about_job}
+        assert "serve" in processes and any(p.startswith("local-") for p in processes)
+        assert any(e.get("stage") == "queued" for e in about_job)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -1,0 +1,103 @@
+"""The schema the migrations build is the one the code reads, and the driver errors stay
+inside store.py and queue.py."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+
+import asyncpg
+import pytest
+
+from mediad import migrations
+from mediad.errors import QueueUnavailable, StoreUnavailable
+from mediad.models import Job, JobType
+from mediad.queue import Queue
+from mediad.store import ProgressRow, Store
+from tests.support.harness import Databases
+
+
+async def test_migrations_build_the_schema_the_code_expects(databases: Databases) -> None:
+    dsn = await databases.create()
+    store = await Store.open(dsn)
+    try:
+        assert await store.migrate() == ["001_init"]
+        assert await store.migrate() == []  # applied once
+        conn = await asyncpg.connect(dsn)
+        try:
+            columns = {
+                r["column_name"]
+                for r in await conn.fetch(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'"
+                )
+            }
+            applied = await conn.fetchval("SELECT count(*) FROM schema_migrations")
+            with pytest.raises(asyncpg.CheckViolationError):
+                await conn.execute(
+                    "INSERT INTO jobs (id, url, type, progress) VALUES ($1, 'http://x', 'ytdlp', 101)",
+                    uuid.uuid4(),
+                )
+            with pytest.raises(asyncpg.CheckViolationError):
+                await conn.execute(
+                    "INSERT INTO jobs (id, url, type, status) VALUES ($1, 'http://x', 'ytdlp', 'zzz')",
+                    uuid.uuid4(),
+                )
+        finally:
+            await conn.close()
+        assert {f.name for f in dataclasses.fields(Job)} <= columns
+        assert columns - {f.name for f in dataclasses.fields(Job)} == {"headers"}
+        assert applied == len(migrations.schema_files())
+        # A row written by the store reads back into a Job.
+        job = await store.insert_job(
+            uuid.uuid4(), "http://a.example/v.mp4", JobType.ARIA2, {"k": 1}
+        )
+        assert job.options == {"k": 1} and job.status.value == "queued"
+    finally:
+        await store.close()
+
+
+async def test_concurrent_starts_apply_each_migration_once(databases: Databases) -> None:
+    dsn = await databases.create()
+    conns = [await asyncpg.connect(dsn) for _ in range(4)]
+    try:
+        results = await asyncio.gather(*(migrations.apply(c) for c in conns))
+        assert sorted(map(len, results)) == [0, 0, 0, 1]
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+async def test_progress_flush_writes_only_the_current_attempt(databases: Databases) -> None:
+    store = await Store.open(await databases.create())
+    try:
+        await store.migrate()
+        job_id = uuid.uuid4()
+        await store.insert_job(job_id, "http://a.example/x", JobType.YTDLP, {})
+        job = await store.mark_running(job_id, "w1")
+        assert job is not None and job.attempts == 1
+        stale = ProgressRow(job_id, 2, "downloading", 50.0, 10, 1, 100)
+        current = ProgressRow(job_id, 1, "downloading", 40.0, 10, 1, 100)
+        assert await store.flush_progress([stale]) == 0
+        assert await store.flush_progress([current]) == 1
+        assert (
+            await store.complete(job_id, 2, filename="f", size=1, output_path="p", meta={}) is None
+        )
+        done = await store.complete(job_id, 1, filename="f", size=1, output_path="p", meta={})
+        assert done is not None and done.status.value == "completed"
+        assert await store.flush_progress([current]) == 0  # terminal: no more writes
+    finally:
+        await store.close()
+
+
+async def test_unreachable_servers_raise_our_own_errors() -> None:
+    with pytest.raises(StoreUnavailable):
+        await Store.open("postgresql://postgres@127.0.0.1:1/nothing")
+    queue = Queue.from_url("redis://127.0.0.1:1/0")
+    try:
+        with pytest.raises(QueueUnavailable):
+            await queue.ping()
+        with pytest.raises(QueueUnavailable):
+            await queue.push("x")
+    finally:
+        await queue.close()
