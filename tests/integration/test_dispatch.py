@@ -109,21 +109,23 @@ async def test_progress_writes_are_batched(new_config: Any, media_server: MediaS
 
 
 async def test_never_more_than_concurrency_jobs_run(
-    shared_service: Service, api: Api, media_server: MediaServer
+    new_config: Any, media_server: MediaServer
 ) -> None:
     from tests.integration.test_pipeline import JobsClient
 
-    async with JobsClient(shared_service.base_url) as client:
-        await client.subscribe(all=True)
-        # 4 MiB at 2 MB/s: about two seconds each.
-        ids = [
-            (await api.submit(media_server.url("blob.bin", rate=2_000_000, n=i), type="aria2"))[
-                "jobId"
-            ]
-            for i in range(4)
-        ]
-        for job_id in ids:
-            await api.wait_status(job_id, "completed", timeout_s=60)
+    # More workers than slots: only the limit can hold the 4th job back.
+    config = await new_config(queue={"concurrency": 3}, workers={"processes": 4})
+    async with running_service(config) as service, JobsClient(service.base_url) as client:
+        api = Api(service.base_url)
+        try:
+            await client.subscribe(all=True)
+            # 4 MiB at 2 MB/s: about two seconds each.
+            url = media_server.url("blob.bin", rate=2_000_000)
+            ids = [(await api.submit(url, type="aria2"))["jobId"] for _ in range(4)]
+            for job_id in ids:
+                await api.wait_status(job_id, "completed", timeout_s=60)
+        finally:
+            await api.close()
     running: set[str] = set()
     peak = 0
     fourth_started_after: set[str] | None = None
@@ -145,8 +147,16 @@ async def test_never_more_than_concurrency_jobs_run(
 
 
 async def test_worker_namespace_refuses_missing_and_wrong_tokens(shared_service: Service) -> None:
+    # The shared service has no shared token; local-9 was never issued one.
     for token in (None, "", "x" * 43, WORKER_TOKEN):
-        client = FakeWorkerClient(shared_service.base_url, token, worker_id="local-1")
+        client = FakeWorkerClient(shared_service.base_url, token, worker_id="local-9")
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect()
+        await client.sio.disconnect()
+    # Another worker's id with a made-up token, or the real token of another id.
+    issued = shared_service.tokens._issued
+    for worker_id, token in (("local-1", "y" * 43), ("local-9", issued["local-2"])):
+        client = FakeWorkerClient(shared_service.base_url, token, worker_id=worker_id)
         with pytest.raises(socketio.exceptions.ConnectionError):
             await client.connect()
         await client.sio.disconnect()
@@ -190,6 +200,29 @@ async def test_events_for_jobs_not_bound_to_the_worker_are_ignored(
             await eventually(
                 lambda: dispatcher.running[job_id].progress == 12.5, what="owner's progress"
             )
+            # After its `completed`, nothing more from it counts or reaches clients.
+            from tests.integration.test_pipeline import JobsClient
+
+            (config.data_path / job_id).mkdir(parents=True)
+            (config.data_path / job_id / "x.bin").write_bytes(b"12345")
+            async with JobsClient(service.base_url) as watcher:
+                await watcher.subscribe(jobId=job_id)
+                done = {"jobId": job_id, "attempt": 1, "files": [{"name": "x.bin", "size": 5}]}
+                await owner.emit("completed", done)
+                await owner.emit("progress", {**forged[0][1], "progress": 99})
+                await owner.emit("failed", {**forged[2][1]})
+                await owner.emit("completed", done)
+                await eventually(lambda: dispatcher.ignored_events >= before + 7, what="3 more")
+                await api.wait_status(job_id, "completed")
+                await eventually(
+                    lambda: ("completed", job_id) in [(n, d["jobId"]) for n, d in watcher.events],
+                    what="completed",
+                )
+                names = [n for n, _ in watcher.events]
+            assert names.count("completed") == 1 and "progress" not in names, names
+            assert "failed" not in names
+            job = await api.job(job_id)
+            assert job["status"] == "completed" and job["size"] == 5
         finally:
             await owner.close()
             await intruder.close()
