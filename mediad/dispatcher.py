@@ -30,6 +30,8 @@ from mediad.store import ProgressRow, Store
 log = logging.getLogger(__name__)
 
 ALL_ROOM = "jobs:all"
+# How long a worker gets to confirm that it stopped a tool before the slot is freed anyway.
+STOP_TIMEOUT_S = 30
 Emit = Callable[[str, dict[str, Any], Any, str], Awaitable[None]]
 
 
@@ -51,7 +53,13 @@ class Assignment:
     eta: int | None = None
     total_bytes: int | None = None
     dirty: bool = False
+    # No more events count once the attempt has an outcome or is being stopped.
     finished: bool = False
+    # Set while the worker stops the tool (pause, cancel, abort): the slot stays taken
+    # until the worker says `stopped`, so two tools never share tmp/{jobId}.
+    stopping: str | None = None
+    after_stop: Callable[[], Awaitable[None]] | None = None
+    released: bool = False
     last_activity: float = field(default_factory=time.monotonic)
 
     def row(self) -> ProgressRow:
@@ -135,7 +143,11 @@ class Dispatcher:
             return
         log.info("worker %s disconnected", worker.worker_id, extra={"workerId": worker.worker_id})
         a = worker.assignment
-        if a is not None and not a.finished and not self._stopping:
+        if a is None:
+            return
+        if a.stopping:
+            await self._stopped(a)  # its tool died with it
+        elif not a.finished and not self._stopping:
             await self._attempt_lost(a, "worker_crashed", "the worker stopped during the job")
 
     def idle_workers(self) -> int:
@@ -207,7 +219,7 @@ class Dispatcher:
             a.attempt,
             extra={"jobId": job_id, "stage": "downloading"},
         )
-        await self._publish_update(job)
+        await self.publish_update(job)
         await self._emit(
             "job:start",
             {
@@ -224,11 +236,19 @@ class Dispatcher:
     # -- worker events -----------------------------------------------------------------
 
     def _bound(self, sid: str, job_id: str, attempt: int) -> Assignment | None:
+        """The attempt bound to this worker, while its events still count."""
         a = self.running.get(job_id)
         if a is None or a.sid != sid or a.attempt != attempt or a.finished:
             self.ignored_events += 1
             return None
         return a
+
+    async def _settle_late(self, sid: str, job_id: str, attempt: int) -> None:
+        """A worker's last word (completed, failed, stopped) on an attempt being stopped:
+        whatever it says, its tool is gone and the slot can go."""
+        a = self.running.get(job_id)
+        if a is not None and a.sid == sid and a.attempt == attempt and a.stopping:
+            await self._stopped(a)
 
     async def on_progress(self, sid: str, data: Any) -> None:
         try:
@@ -239,7 +259,9 @@ class Dispatcher:
         a = self._bound(sid, ev.job_id, ev.attempt)
         if a is None:
             return
-        if (ev.progress, ev.stage) != (a.progress, a.stage) or ev.speed:
+        # Activity is movement, not speed: aria2's speed is an average that decays for
+        # seconds after the bytes stop. Unknown totals count through active heartbeats.
+        if (ev.progress, ev.stage) != (a.progress, a.stage):
             a.last_activity = time.monotonic()
         a.stage, a.progress, a.speed = ev.stage, ev.progress, ev.speed
         a.eta, a.total_bytes = ev.eta, ev.total_bytes
@@ -272,6 +294,7 @@ class Dispatcher:
             return
         a = self._bound(sid, ev.job_id, ev.attempt)
         if a is None:
+            await self._settle_late(sid, ev.job_id, ev.attempt)
             return
         a.finished = True
         missing = self._missing_files(ev)
@@ -302,7 +325,7 @@ class Dispatcher:
                 "outputPath": job.output_path,
             },
         )
-        await self._publish_update(job)
+        await self.publish_update(job)
 
     async def on_failed(self, sid: str, data: Any) -> None:
         try:
@@ -312,9 +335,63 @@ class Dispatcher:
             return
         a = self._bound(sid, ev.job_id, ev.attempt)
         if a is None:
+            await self._settle_late(sid, ev.job_id, ev.attempt)
             return
         a.finished = True
         await self._fail_attempt(a, ev.error_code, ev.message)
+
+    async def on_stopped(self, sid: str, data: Any) -> None:
+        """The worker stopped the tool as asked (pause, cancel, abort)."""
+        try:
+            job_id = events.job_id(data.get("jobId") if isinstance(data, dict) else None)
+            attempt = events.parse_attempt(data.get("attempt"))  # type: ignore[union-attr]
+        except InvalidEvent as exc:
+            self._reject(sid, "stopped", exc)
+            return
+        await self._settle_late(sid, job_id, attempt)
+
+    async def control_worker(self, a: Assignment, action: str) -> None:
+        await self._emit(
+            "job:control",
+            {"jobId": a.job_id, "attempt": a.attempt, "action": action},
+            a.sid,
+            "/worker",
+        )
+
+    async def stop_attempt(
+        self,
+        a: Assignment,
+        action: str,
+        then: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Ask the worker to stop the attempt's tool; ``then`` runs once it has."""
+        a.finished = True
+        a.stopping = action
+        a.after_stop = then
+        await self._emit(
+            "job:control",
+            {"jobId": a.job_id, "attempt": a.attempt, "action": action},
+            a.sid,
+            "/worker",
+        )
+        self._spawn(self._stop_deadline(a), f"stop-deadline-{a.job_id}")
+
+    async def _stop_deadline(self, a: Assignment) -> None:
+        await asyncio.sleep(STOP_TIMEOUT_S)
+        if self.running.get(a.job_id) is a:
+            log.warning(
+                "the worker did not confirm the stop within %ds", STOP_TIMEOUT_S,
+                extra={"jobId": a.job_id, "workerId": a.worker_id},
+            )  # fmt: skip
+            await self._stopped(a)
+
+    async def _stopped(self, a: Assignment) -> None:
+        if a.released:
+            return  # already settled
+        await self._release(a)
+        then, a.after_stop = a.after_stop, None
+        if then is not None:
+            await then()
 
     def _reject(self, sid: str, name: str, exc: InvalidEvent) -> None:
         self.ignored_events += 1
@@ -352,7 +429,7 @@ class Dispatcher:
             return
         log.info("job failed: %s: %s", code, message, extra={"jobId": a.job_id, "stage": a.stage})
         await self._publish("failed", {"jobId": a.job_id, "errorCode": code, "message": message})
-        await self._publish_update(job)
+        await self.publish_update(job)
 
     async def _attempt_lost(self, a: Assignment, code: str, message: str) -> None:
         if not states.should_retry(code, a.attempt, self.config.queue.max_attempts):
@@ -376,7 +453,7 @@ class Dispatcher:
             extra={"jobId": a.job_id},
         )
         self._spawn(self._push_later(a.job_id, delay), f"retry-{a.job_id}")
-        await self._publish_update(job)
+        await self.publish_update(job)
 
     async def _push_later(self, job_id: str, delay_s: float) -> None:
         await asyncio.sleep(delay_s)
@@ -386,6 +463,10 @@ class Dispatcher:
             pass  # the job is queued in PostgreSQL; the reconciler pushes it when Redis is back
 
     async def _release(self, a: Assignment) -> None:
+        """Free the attempt's slot and worker, once."""
+        if a.released:
+            return
+        a.released = True
         if self.running.get(a.job_id) is a:
             del self.running[a.job_id]
         for worker in self.workers.values():
@@ -413,7 +494,7 @@ class Dispatcher:
     async def _publish(self, event: str, payload: dict[str, Any]) -> None:
         await self._emit(event, payload, [job_room(payload["jobId"]), ALL_ROOM], "/jobs")
 
-    async def _publish_update(self, job: Job) -> None:
+    async def publish_update(self, job: Job) -> None:
         await self._publish(
             "job-update",
             {
@@ -491,11 +572,12 @@ class Dispatcher:
             now = time.monotonic()
             for a in list(self.running.values()):
                 if not a.finished and now - a.last_activity > limit:
-                    a.finished = True
-                    await self._emit(
-                        "job:control", {"jobId": a.job_id, "action": "abort"}, a.sid, "/worker"
-                    )
-                    await self._attempt_lost(a, "stalled", f"no progress for {limit:g} s")
+                    log.warning("stalled: no progress for %gs", limit, extra={"jobId": a.job_id})
+
+                    async def lost(a: Assignment = a) -> None:
+                        await self._attempt_lost(a, "stalled", f"no progress for {limit:g} s")
+
+                    await self.stop_attempt(a, "abort", then=lost)
 
     # -- views -------------------------------------------------------------------------
 

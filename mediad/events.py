@@ -130,6 +130,10 @@ def _mapping(data: Any) -> dict[str, Any]:
     return data
 
 
+def parse_attempt(value: Any) -> int:
+    return _attempt(value)
+
+
 def _attempt(value: Any) -> int:
     if type(value) is not int or not 1 <= value <= 1000:
         raise InvalidEvent("attempt must be a whole number from 1")

@@ -91,6 +91,9 @@ class WorkerNamespace(socketio.AsyncNamespace):
     async def on_failed(self, sid: str, data: Any) -> None:
         await self.dispatcher.on_failed(sid, data)
 
+    async def on_stopped(self, sid: str, data: Any) -> None:
+        await self.dispatcher.on_stopped(sid, data)
+
     async def on_heartbeat(self, sid: str, data: Any = None) -> None:
         self.dispatcher.on_heartbeat(sid, data)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +25,7 @@ from mediad import web as webapp
 from mediad.aria2 import Aria2Daemon
 from mediad.auth import WorkerTokens
 from mediad.config import Config
+from mediad.control import Controller
 from mediad.dispatcher import Dispatcher
 from mediad.errors import QueueUnavailable, ServiceError
 from mediad.queue import Queue
@@ -104,6 +106,7 @@ class Service:
         app[webapp.STORE] = self.store
         app[webapp.QUEUE] = self.queue
         app[webapp.DISPATCHER] = self.dispatcher
+        app[webapp.CONTROLLER] = Controller(c, self.store, self.queue, self.dispatcher)
 
         self.aria2 = Aria2Daemon(
             c.state_path / "aria2", binary=c.tools.aria2c, max_downloads=c.queue.concurrency + 2
@@ -118,6 +121,7 @@ class Service:
             return {"status": "ok", "version": await aria2_client.version()}
 
         app[webapp.HEALTH_CHECKS]["aria2"] = aria2_check
+        app[webapp.HEALTH_CHECKS]["twmd"] = self._twmd_check
 
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
         await runner.setup()
@@ -139,6 +143,14 @@ class Service:
             self._watch_task(task)
         # Runs before the workers are stopped: their goodbyes are not crashes.
         self._stack.callback(self.dispatcher.begin_drain)
+
+    async def _twmd_check(self) -> dict[str, Any]:
+        """twmd is optional: a missing one fails Twitter/X jobs, not the service."""
+        path = self.config.tools.twmd
+        if not path:
+            return {"status": "unconfigured"}
+        usable = os.path.isfile(path) and os.access(path, os.X_OK)  # noqa: ASYNC240 - a stat
+        return {"status": "ok" if usable else "missing", "path": path}
 
     async def _start_postgres(self) -> str:
         bin_dir = find_postgres_bin_dir(self.config.tools.postgres_bin_dir)

@@ -48,6 +48,18 @@ class ProgressRow:
     total_bytes: int | None
 
 
+# What each client-requested status change resets besides the status.
+_TRANSITION_SETS = {
+    Status.CANCELLED: "speed = NULL, eta = NULL, worker_id = NULL, finished_at = now()",
+    Status.PAUSED: "speed = NULL, eta = NULL, worker_id = NULL",
+    # resume (from paused) and retry (from failed/cancelled): waiting again.
+    Status.QUEUED: "stage = 'queued', speed = NULL, eta = NULL, worker_id = NULL,"
+    " error_code = NULL, error_message = NULL, finished_at = NULL,"
+    " progress = CASE WHEN status = 'paused' THEN progress ELSE 0 END,"
+    " total_bytes = CASE WHEN status = 'paused' THEN total_bytes ELSE NULL END",
+}
+
+
 @contextlib.contextmanager
 def _translated() -> Any:
     try:
@@ -232,6 +244,34 @@ class Store:
             )
         return Job.from_row(row) if row else None
 
+    async def transition(
+        self, job_id: UUID, allowed: Iterable[Status], target: Status
+    ) -> tuple[Job, Status] | None:
+        """A client's status change (cancel, pause, resume, retry), only from ``allowed``.
+
+        Returns the job and the status it had, or None when it is not in one of those
+        statuses (any more)."""
+        sets = _TRANSITION_SETS[target]
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                f"UPDATE jobs AS j SET status = $3, updated_at = now(), {sets}"
+                " FROM (SELECT id, status AS previous FROM jobs WHERE id = $1 FOR UPDATE) AS old"
+                " WHERE j.id = old.id AND old.previous = ANY($2::text[])"
+                " RETURNING j.*, old.previous",
+                job_id,
+                [s.value for s in allowed],
+                target.value,
+            )
+        return (Job.from_row(row), Status(row["previous"])) if row else None
+
+    async def delete_job(self, job_id: UUID) -> Status | None:
+        """Delete a job that is not running; returns the status it had (None: not deleted)."""
+        async with self._conn() as conn:
+            status = await conn.fetchval(
+                "DELETE FROM jobs WHERE id = $1 AND status <> 'running' RETURNING status", job_id
+            )
+        return Status(status) if status else None
+
     async def requeue_orphans(self) -> list[UUID]:
         """At start-up: every job still marked running belongs to a process that is gone."""
         async with self._conn() as conn:
@@ -254,7 +294,3 @@ class Store:
         async with self._conn() as conn:
             rows = await conn.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status")
         return {r["status"]: r["n"] for r in rows}
-
-    async def delete_jobs(self, job_ids: Iterable[UUID]) -> None:
-        async with self._conn() as conn:
-            await conn.execute("DELETE FROM jobs WHERE id = ANY($1::uuid[])", list(job_ids))

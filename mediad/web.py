@@ -16,8 +16,9 @@ from urllib.parse import quote
 import orjson
 from aiohttp import web
 
-from mediad import requests
+from mediad import requests, zipstream
 from mediad.config import Config
+from mediad.control import Controller
 from mediad.dispatcher import Dispatcher
 from mediad.errors import (
     ApiError,
@@ -39,6 +40,7 @@ CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)
 QUEUE = web.AppKey("queue", Queue)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+CONTROLLER = web.AppKey("controller", Controller)
 # Extra health checks (aria2, …): name → coroutine that raises when the part is down.
 HEALTH_CHECKS = web.AppKey("health_checks", dict[str, Callable[[], Awaitable[dict[str, Any]]]])
 
@@ -58,8 +60,10 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return json_response({"error": {"code": code, "message": message}}, status)
+def error_response(
+    status: int, code: str, message: str, extra: dict[str, Any] | None = None
+) -> web.Response:
+    return json_response({"error": {"code": code, "message": message, **(extra or {})}}, status)
 
 
 @web.middleware
@@ -67,7 +71,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.extra)
     except StoreUnavailable:
         return error_response(503, "unavailable", "the job store is unavailable; try again soon")
     except web.HTTPException as exc:
@@ -108,6 +112,8 @@ def create_app(config: Config) -> web.Application:
     app.router.add_post("/downloads", post_download)
     app.router.add_get("/downloads", list_downloads)
     app.router.add_get("/downloads/{job_id}", get_download)
+    app.router.add_delete("/downloads/{job_id}", delete_download)
+    app.router.add_post("/downloads/{job_id}/{action:cancel|pause|resume|retry|stop}", control)
     app.router.add_get("/files/{job_id}", list_files)
     app.router.add_get("/files/{job_id}/download", download_file)
     app.router.add_get("/health", health)
@@ -171,6 +177,18 @@ async def get_download(request: web.Request) -> web.Response:
     return json_response(request.app[DISPATCHER].snapshot(job).to_api())
 
 
+async def control(request: web.Request) -> web.Response:
+    job_id = requests.parse_job_id(request.match_info["job_id"])
+    job = await request.app[CONTROLLER].apply(job_id, request.match_info["action"])
+    return json_response(request.app[DISPATCHER].snapshot(job).to_api())
+
+
+async def delete_download(request: web.Request) -> web.Response:
+    job_id = requests.parse_job_id(request.match_info["job_id"])
+    await request.app[CONTROLLER].delete(job_id)
+    return web.Response(status=204)
+
+
 def _job_files(config: Config, job_id: str) -> list[os.DirEntry[str]]:
     folder = Path(config.storage.data_dir) / job_id
     try:
@@ -209,9 +227,7 @@ async def download_file(request: web.Request) -> web.StreamResponse:
     name = request.query.get("name")
     if name is None:
         if len(files) > 1:
-            raise BadRequest(
-                f"this job has {len(files)} files: choose one with ?name=", code="name_required"
-            )
+            return await zipstream.respond(request, files, f"{job.id}.zip")
         name = files[0].name
     try:
         safe_file_name(name)
@@ -242,7 +258,9 @@ async def health(request: web.Request) -> web.Response:
     names = list(checks)
     results = await asyncio.gather(*(_run_check(checks[n]) for n in names))
     report = dict(zip(names, results, strict=True))
-    healthy = all(r["status"] == "ok" for r in report.values())
+    # "down" fails the service; other words ("unconfigured", "missing") inform about
+    # optional parts such as twmd.
+    healthy = all(r["status"] != "down" for r in report.values())
     try:
         depth: int | None = await asyncio.wait_for(app[QUEUE].depth(), 2)
     except (QueueUnavailable, TimeoutError):

@@ -40,7 +40,7 @@ class Worker:
             if settings.aria2_url
             else None
         )
-        self.current: tuple[str, int, asyncio.Task[None], ProgressEmitter] | None = None
+        self.current: tuple[JobContext, asyncio.Task[None]] | None = None
         self._stop = asyncio.Event()
         self.sio.on("job:start", self._on_start, namespace=NS)
         self.sio.on("job:control", self._on_control, namespace=NS)
@@ -92,15 +92,20 @@ class Worker:
             log.warning("could not send %s: %s", event, exc)
 
     async def _heartbeat(self) -> None:
-        last_change = 0.0
+        """Say we are alive, and whether the job's tool is working: its progress moved or
+        its processes used CPU since the last beat (a long merge prints nothing but works;
+        a download stuck on a dead socket does neither)."""
+        last: tuple[str, float, int] = ("", 0.0, 0)
         while True:
             await asyncio.sleep(self.settings.heartbeat_s)
             data: dict[str, Any] = {}
             if self.current is not None:
-                job_id, attempt, _, emitter = self.current
-                active = emitter.last_change != last_change
-                last_change = emitter.last_change
-                data = {"jobId": job_id, "attempt": attempt, "active": active}
+                ctx = self.current[0]
+                ticks = sum(p.cpu_ticks() for p in ctx.tools if p.returncode is None)
+                now = (ctx.job_id, ctx.emitter.last_change, ticks)
+                active = now[0] == last[0] and (now[1] != last[1] or now[2] > last[2])
+                last = now
+                data = {"jobId": ctx.job_id, "attempt": ctx.attempt, "active": active}
             await self._emit("heartbeat", data)
 
     # -- server events -----------------------------------------------------------------
@@ -131,33 +136,45 @@ class Worker:
             emitter=emitter,
         )
         task = asyncio.create_task(self._run_job(ctx), name=f"job-{job_id}")
-        self.current = (job_id, attempt, task, emitter)
+        self.current = (ctx, task)
         task.add_done_callback(lambda _: self._clear(task))
 
     def _clear(self, task: asyncio.Task[None]) -> None:
-        if self.current is not None and self.current[2] is task:
+        if self.current is not None and self.current[1] is task:
             self.current = None
 
     async def _on_control(self, data: Any) -> None:
         if not isinstance(data, dict) or self.current is None:
             return
-        if data.get("jobId") == self.current[0]:
-            await self._abort_current(str(data.get("action")))
+        ctx = self.current[0]
+        if data.get("jobId") != ctx.job_id or data.get("attempt") not in (None, ctx.attempt):
+            return
+        action = str(data.get("action"))
+        if action == "stop":
+            ctx.stop_requested.set()  # the runner finishes with what it has
+        elif action in ("cancel", "pause", "abort"):
+            await self._abort_current(action)
 
     async def _on_disconnect(self, *_: Any) -> None:
         # The server requeues the job of a worker that left; finishing it would be wasted.
         await self._abort_current("disconnected")
 
     async def _abort_current(self, reason: str) -> None:
+        """Stop the running tool. Its partial data stays in tmp/{jobId} for a resume,
+        except after a cancel; the server hears ``stopped`` once the tool is gone."""
         if self.current is None:
             return
-        job_id, _, task, _ = self.current
-        log.info("stopping the job: %s", reason, extra={"jobId": job_id})
+        ctx, task = self.current
+        log.info("stopping the job: %s", reason, extra={"jobId": ctx.job_id})
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         if reason == "cancel":
-            remove_tree(self.settings.tmp_dir / job_id)
+            remove_tree(ctx.work_dir)
+        if reason in ("cancel", "pause", "abort"):
+            await self._emit(
+                "stopped", {"jobId": ctx.job_id, "attempt": ctx.attempt, "action": reason}
+            )
 
     # -- running a job -----------------------------------------------------------------
 
@@ -191,7 +208,15 @@ class Worker:
             if self.rpc is None:
                 raise JobFailed("tool_missing", "this worker has no aria2 daemon")
             return await run_aria2.run(ctx, self.rpc)  # type: ignore[return-value]
-        raise JobFailed("unsupported_type", f"this worker cannot run {ctx.type} jobs yet")
+        if ctx.type == "ffmpeg":
+            from mediad.worker import run_ffmpeg
+
+            return await run_ffmpeg.run(ctx)  # type: ignore[return-value]
+        if ctx.type == "twitter":
+            from mediad.worker import run_twitter
+
+            return await run_twitter.run(ctx)  # type: ignore[return-value]
+        raise JobFailed("unsupported_type", f"this worker cannot run {ctx.type} jobs")
 
     async def _fail(self, ctx: JobContext, code: str, message: str) -> None:
         await ctx.emitter.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mediad.errors import MediadError
+from mediad.worker.procs import ToolProcess
 from mediad.worker.progress import Progress
 from mediad.worker.settings import WorkerSettings
 
@@ -42,9 +43,13 @@ class ProgressEmitter:
         self._tasks: set[asyncio.Task[None]] = set()
         self.sent = 0
         self.last_change = time.monotonic()
+        self._last_key: tuple[object, ...] | None = None
 
     def report(self, progress: Progress) -> None:
-        if progress != self._latest:
+        # Movement of bytes or stage counts as activity; a decaying speed does not.
+        key = (progress.stage, progress.progress, progress.downloaded_bytes)
+        if key != self._last_key:
+            self._last_key = key
             self.last_change = time.monotonic()
         self._latest = progress
         wait = self._last_sent + self._interval - time.monotonic()
@@ -85,9 +90,17 @@ class JobContext:
     settings: WorkerSettings
     emitter: ProgressEmitter
     work_dir: Path = field(init=False)
+    # Set by a `stop` control: finish now with what was recorded (live streams).
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    # The job's tool processes, so the heartbeat can tell a busy tool from a stuck one.
+    tools: list[ToolProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.work_dir = self.settings.tmp_dir / self.job_id
+
+    def attach(self, proc: ToolProcess) -> ToolProcess:
+        self.tools.append(proc)
+        return proc
 
     @property
     def data_dir(self) -> Path:

@@ -59,6 +59,10 @@ class ToolProcess:
     def returncode(self) -> int | None:
         return self._waiter.result() if self._waiter.done() else None
 
+    def cpu_ticks(self) -> int:
+        """CPU time used so far by the process group (clock ticks), children included."""
+        return group_cpu_ticks(self.pid)
+
     def signal_group(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
@@ -73,6 +77,23 @@ class ToolProcess:
                 pass
         self.signal_group(signal.SIGKILL)  # children that outlived the leader, too
         return await self.wait()
+
+
+def group_cpu_ticks(pgid: int) -> int:
+    """utime + stime (+ those of reaped children) of every process in a process group."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        # Fields after the command: state ppid pgrp … utime(12) stime(13) cutime(14) cstime(15)
+        if int(fields[2]) == pgid:
+            total += sum(int(v) for v in fields[11:15])
+    return total
 
 
 async def _reader_for(fd: int) -> asyncio.StreamReader:

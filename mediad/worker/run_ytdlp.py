@@ -71,6 +71,7 @@ async def run(ctx: JobContext) -> list[Path]:
         if _entry is None:
             preload()
         proc = await procs.fork_tool(_entry, args, ctx.work_dir)
+    ctx.attach(proc)
     parser = YtdlpParser()
     files: list[Path] = []
     try:

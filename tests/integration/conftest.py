@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -90,3 +91,18 @@ async def new_config(databases: Databases, redis_server: RedisServer, state_dir:
         )
 
     return build
+
+
+@pytest.fixture(scope="module")
+async def new_module_config(databases: Databases, redis_server: RedisServer):  # type: ignore[no-untyped-def]
+    """Like ``new_config``, for a service shared by a module or a class."""
+    root = shared_tmp("mediad-test-module-")
+
+    async def build(redis_url: str | None = None, **sections: dict[str, Any]) -> Any:
+        state = Path(tempfile.mkdtemp(dir=root))
+        return make_config(
+            state, await databases.create(), redis_url or redis_server.url, **sections
+        )
+
+    yield build
+    shutil.rmtree(root, ignore_errors=True)

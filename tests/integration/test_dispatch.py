@@ -239,7 +239,8 @@ async def test_health_is_503_while_redis_is_down(new_config: Any) -> None:
             try:
                 status, body = await api.request("GET", "/health")
                 assert status == 200, body
-                assert set(body["checks"]) == {"postgres", "redis", "aria2", "workers"}
+                assert set(body["checks"]) == {"postgres", "redis", "aria2", "twmd", "workers"}
+                assert body["checks"]["twmd"] == {"status": "unconfigured"}
                 assert body["checks"]["workers"]["connected"] == 3
                 assert body["queue"] == {"depth": 0}
                 await redis.stop()
