@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import io
 import os
 import signal
 import sys
@@ -80,7 +81,7 @@ class ToolProcess:
 
 
 def group_cpu_ticks(pgid: int) -> int:
-    """utime + stime (+ those of reaped children) of every process in a process group."""
+    """utime + stime (+ those of reaped children) of every live process in a group."""
     total = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -91,7 +92,7 @@ def group_cpu_ticks(pgid: int) -> int:
         except OSError:
             continue
         # Fields after the command: state ppid pgrp … utime(12) stime(13) cutime(14) cstime(15)
-        if int(fields[2]) == pgid:
+        if int(fields[2]) == pgid and fields[0] != b"Z":
             total += sum(int(v) for v in fields[11:15])
     return total
 
@@ -174,8 +175,10 @@ def _child(entry: Callable[[list[str]], object], argv: list[str], cwd: Path, out
         os.dup2(out_fd, 2)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
         os.chdir(cwd)
-        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-        sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        # Fresh streams on fds 1 and 2: whatever sys.stdout was in the parent (a logging
+        # redirect, a test's capture) is not the pipe.
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
         code = entry(argv)
     except SystemExit as exc:
         code = exc.code

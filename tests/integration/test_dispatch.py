@@ -281,3 +281,41 @@ async def test_a_worker_that_dies_is_restarted_and_its_old_token_refused(
         await eventually(lambda: len(dispatcher.workers) == 1, what="the new worker to connect")
         assert supervisor.restarts == 1
         assert not service.tokens.check("local-1", old_token)
+
+
+async def test_active_heartbeats_keep_a_silent_job_alive_and_silence_stalls_it(
+    new_config: Any, media_server: MediaServer
+) -> None:
+    """A merge prints no progress but its worker says the tool is busy: not stalled.
+    When the heartbeats stop saying so, the watchdog stops the attempt."""
+    config = await new_config(
+        workers={"processes": 0, "token": WORKER_TOKEN},
+        queue={"watchdog_s": 1.5, "max_attempts": 1},
+    )
+    async with Service(config) as service:
+        api = Api(service.base_url)
+        worker = FakeWorkerClient(service.base_url, WORKER_TOKEN)
+        controls: list[dict[str, Any]] = []
+        worker.sio.on("job:control", controls.append, namespace="/worker")
+        try:
+            await worker.connect()
+            job_id = (await api.submit(media_server.url("blob.bin"), type="aria2"))["jobId"]
+            await eventually(lambda: worker.starts, what="job:start")
+            beat = {"jobId": job_id, "attempt": 1, "active": True}
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 3.0  # twice the watchdog limit
+            while loop.time() < end:
+                await worker.emit("heartbeat", beat)
+                await asyncio.sleep(0.2)
+            assert controls == [] and (await api.job(job_id))["status"] == "running"
+            # Alive but idle from now on.
+            while not controls:
+                await worker.emit("heartbeat", {**beat, "active": False})
+                await asyncio.sleep(0.2)
+            assert controls == [{"jobId": job_id, "attempt": 1, "action": "abort"}]
+            await worker.emit("stopped", {"jobId": job_id, "attempt": 1, "action": "abort"})
+            job = await api.wait_status(job_id, "failed")
+            assert job["errorCode"] == "stalled"
+        finally:
+            await worker.close()
+            await api.close()

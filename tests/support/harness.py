@@ -9,16 +9,15 @@ own key prefix.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -26,33 +25,9 @@ import asyncpg
 from mediad import config as configuration
 from mediad.service import Service
 from mediad.services import ManagedPostgres, ManagedRedis, find_postgres_bin_dir, find_redis_server
+from tests.support.polling import eventually
 
-T = TypeVar("T")
 _names = itertools.count(1)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T] | T],
-    *,
-    timeout_s: float = 30,
-    interval_s: float = 0.05,
-    what: str = "condition",
-) -> T:
-    """Poll ``check`` until it returns something truthy, or fail after ``timeout_s``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    last: Any = None
-    while True:
-        last = check()
-        if asyncio.iscoroutine(last) or isinstance(last, asyncio.Future):
-            last = await last
-        if last:
-            return last  # type: ignore[no-any-return]
-        if loop.time() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout_s}s waiting for {what} (last: {last!r})"
-            )
-        await asyncio.sleep(interval_s)
 
 
 def shared_tmp(prefix: str) -> Path:
