@@ -91,4 +91,24 @@ async def run(ctx: JobContext) -> list[Path]:
     found = [f for f in files if f.is_file()]
     if not found:
         raise JobFailed("tool_failed", "yt-dlp finished but reported no file")
+    return found + subtitles_of(found)
+
+
+SUBTITLE_EXTENSIONS = frozenset({".vtt", ".srt", ".ass", ".ssa", ".lrc", ".ttml", ".json3"})
+
+
+def subtitles_of(files: list[Path]) -> list[Path]:
+    """Subtitle files yt-dlp wrote beside the media ("NAME.en.vtt" for "NAME.mp4"): the
+    after_move print names only the media files."""
+    found = []
+    for media_file in files:
+        prefix = media_file.stem + "."
+        for sibling in sorted(media_file.parent.iterdir()):
+            if (
+                sibling.name.startswith(prefix)
+                and sibling.suffix in SUBTITLE_EXTENSIONS
+                and sibling.is_file()
+                and sibling not in files
+            ):
+                found.append(sibling)
     return found
