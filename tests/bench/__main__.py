@@ -181,16 +181,82 @@ async def bulk(size_mb: int, runs: int) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+async def _wait(http: aiohttp.ClientSession, job_id: str, *statuses: str) -> dict:
+    while True:
+        async with http.get(f"/downloads/{job_id}") as resp:
+            job = await resp.json()
+        if job["status"] in statuses:
+            return job
+        await asyncio.sleep(0.005)
+
+
+async def _progress(http: aiohttp.ClientSession, job_id: str, percent: float) -> bool:
+    async with http.get(f"/downloads/{job_id}") as resp:
+        return ((await resp.json())["progress"] or 0) >= percent
+
+
+async def control(runs: int) -> None:
+    """Bytes fetched again after pause + resume, and pause-to-next-job latency."""
+    root = shared_tmp("mediad-bench-media-")
+    size = 40 * 1024 * 1024
+    try:
+        media.make_random_file(root / "r.bin", size, seed=3)
+        async with MediaServer(root) as server, Serve() as serve:
+            async with aiohttp.ClientSession(serve.base) as http:
+                print(f"pause at ~40 % and resume, {size // 2**20} MiB at 8 MB/s:")
+                for job_type in ("aria2", "ytdlp"):
+                    fractions = []
+                    for _ in range(runs):
+                        server.clear_log()
+                        url = server.url("r.bin", rate=8_000_000)
+                        async with http.post(
+                            "/downloads", json={"url": url, "type": job_type}
+                        ) as r:
+                            job_id = (await r.json())["jobId"]
+                        await eventually(
+                            lambda j=job_id: _progress(http, j, 40), interval_s=0.02, what="40 %"
+                        )
+                        await http.post(f"/downloads/{job_id}/pause")
+                        await asyncio.sleep(0.5)
+                        await http.post(f"/downloads/{job_id}/resume")
+                        await _wait(http, job_id, "completed")
+                        fractions.append((server.bytes_served("r.bin") - size) / size)
+                    print(f"  {job_type:6s} refetched after resume: "
+                          + ", ".join(f"{f:.2%}" for f in fractions) + " of the file")  # fmt: skip
+                latencies = []
+                for _ in range(runs):
+                    url = server.url("r.bin", rate=2_000_000)
+                    ids = []
+                    for _ in range(4):
+                        async with http.post("/downloads", json={"url": url, "type": "aria2"}) as r:
+                            ids.append((await r.json())["jobId"])
+                    for job_id in ids[:3]:
+                        await _wait(http, job_id, "running")
+                    started = time.perf_counter()
+                    await http.post(f"/downloads/{ids[0]}/pause")
+                    await _wait(http, ids[3], "running")
+                    latencies.append(time.perf_counter() - started)
+                    for job_id in ids:
+                        await http.post(f"/downloads/{job_id}/cancel")
+                print(f"pause request to the freed slot running the next job (aria2): "
+                      f"best {min(latencies) * 1000:.0f} ms, median "
+                      f"{statistics.median(latencies) * 1000:.0f} ms")  # fmt: skip
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench")
     parser.add_argument("--size-mb", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("what", nargs="*", default=["footprint", "bulk"])
+    parser.add_argument("what", nargs="*", default=["footprint", "bulk", "control"])
     args = parser.parse_args()
     if "footprint" in args.what:
         asyncio.run(footprint())
     if "bulk" in args.what:
         asyncio.run(bulk(args.size_mb, args.runs))
+    if "control" in args.what:
+        asyncio.run(control(args.runs))
 
 
 if __name__ == "__main__":
