@@ -1,6 +1,8 @@
 # mediad with its tools and the servers of its embedded default.
 #   docker build -t mediad .
 #   docker run -p 8080:8080 -v mediad:/var/lib/mediad -e MEDIAD_SERVER_API_TOKENS=… mediad
+# It listens on 0.0.0.0, so it refuses to start without API tokens (or
+# MEDIAD_SERVER_ALLOW_ANONYMOUS=true).
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \

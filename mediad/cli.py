@@ -141,6 +141,7 @@ def _remote_worker(args: argparse.Namespace, config: configuration.Config) -> in
                 twitter_proxy=config.twitter.proxy,
                 progress_hz=config.progress.worker_hz,
                 heartbeat_s=config.workers.heartbeat_s,
+                max_job_bytes=config.storage.max_job_bytes,
             )
             if not settings.ytdlp:
                 client.run_ytdlp.preload()

@@ -10,6 +10,7 @@ the key, which the CLI prints as one line.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import types
 import typing
@@ -29,7 +30,9 @@ class ServerConfig:
     port: int = 8080
     api_tokens: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
+    allow_anonymous: bool = False  # needed to bind beyond loopback without api_tokens
     max_body_bytes: int = 64 * 1024
+    rate_limit_per_min: int = 120  # POST /downloads per client address; 0: no limit
     shutdown_grace_s: float = 10.0
 
 
@@ -51,6 +54,8 @@ class StorageConfig:
     state_dir: str = ""  # "" → default_state_dir()
     data_dir: str = ""  # "" → {state_dir}/data
     tmp_dir: str = ""  # "" → {state_dir}/tmp
+    min_free_bytes: int = 100 * 1024 * 1024  # new jobs are refused below this
+    max_job_bytes: int | None = None  # a job whose download grows past this fails
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class QueueConfig:
     watchdog_s: float = 60.0
     retry_backoff_s: float = 2.0
     reconcile_interval_s: float = 30.0
+    max_queued: int = 10_000  # new jobs are refused while this many wait
 
 
 @dataclass(frozen=True)
@@ -308,6 +314,17 @@ def _validate(c: Config) -> None:
     _check(c.server.port, "server.port", 0, 65535)
     _check(c.server.max_body_bytes, "server.max_body_bytes", 1024, 64 * 1024 * 1024)
     _check(c.server.shutdown_grace_s, "server.shutdown_grace_s", 0, 3600)
+    _check(c.server.rate_limit_per_min, "server.rate_limit_per_min", 0, 1_000_000)
+    _check(c.queue.max_queued, "queue.max_queued", 1, 10_000_000)
+    _check(c.storage.min_free_bytes, "storage.min_free_bytes", 0, 2**62)
+    if c.storage.max_job_bytes is not None:
+        _check(c.storage.max_job_bytes, "storage.max_job_bytes", 1, 2**62)
+    if not c.server.api_tokens and not c.server.allow_anonymous and not _is_loopback(c.server.host):
+        raise ConfigError(
+            "server.host",
+            f"{c.server.host} is reachable from other machines but server.api_tokens is empty:"
+            " set api_tokens, or server.allow_anonymous: true to serve without authentication",
+        )
     _check(c.database.pool_min, "database.pool_min", 1, 100)
     _check(c.database.pool_max, "database.pool_max", c.database.pool_min, 100)
     _check(c.queue.concurrency, "queue.concurrency", 1, 64)
@@ -339,6 +356,15 @@ def _validate(c: Config) -> None:
     ):
         if url is not None and not url.startswith(schemes):
             raise ConfigError(key, f"must start with {' or '.join(schemes)}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
 
 
 def _check(value: float, key: str, low: float, high: float) -> None:

@@ -10,6 +10,7 @@ worker can never overwrite a newer attempt's result.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -112,6 +113,37 @@ class Dispatcher:
         their jobs stay ``running`` until the next start requeues them."""
         self._stopping = True
         self._changed.set()
+
+    async def drain(self, grace_s: float) -> int:
+        """Graceful shutdown: no new assignments; every running job's tool is stopped
+        (its partial data kept) and the job requeued for the next start. Returns how many
+        were requeued within ``grace_s``; the rest are requeued at the next start."""
+        self.begin_drain()
+        requeued = 0
+
+        async def requeue(a: Assignment) -> None:
+            nonlocal requeued
+            job = await self.store.requeue(
+                UUID(a.job_id), a.attempt, "shutdown", "the service stopped during the job"
+            )
+            if job is not None:
+                requeued += 1
+                with contextlib.suppress(QueueUnavailable):  # the next start reconciles
+                    await self.queue.push(a.job_id)
+                await self.publish_update(job)
+
+        for a in list(self.running.values()):
+            if not a.finished:
+                await self.stop_attempt(a, "abort", then=lambda a=a: requeue(a))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while self.running and loop.time() < deadline:
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), deadline - loop.time())
+        if self.running:
+            log.warning("%d jobs did not stop within %gs", len(self.running), grace_s)
+        return requeued
 
     async def stop(self) -> None:
         self._stopping = True

@@ -11,7 +11,9 @@
         ├── Unauthorized        401
         ├── NotFound            404
         ├── Conflict            409
-        └── PayloadTooLarge     413
+        ├── PayloadTooLarge     413
+        ├── TooManyRequests     429 (with Retry-After)
+        └── InsufficientStorage 507
 
 A subclass's docstring is its default message.
 """
@@ -62,12 +64,18 @@ class ApiError(MediadError):
     code = "bad_request"
 
     def __init__(
-        self, message: str | None = None, *, code: str | None = None, extra: dict | None = None
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        extra: dict | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
         self.extra = extra or {}
+        self.headers = headers or {}
 
 
 class BadRequest(ApiError):
@@ -103,3 +111,17 @@ class PayloadTooLarge(ApiError):
 
     status = 413
     code = "payload_too_large"
+
+
+class TooManyRequests(ApiError):
+    """Too many requests: slow down."""
+
+    status = 429
+    code = "rate_limited"
+
+
+class InsufficientStorage(ApiError):
+    """The disk is too full to accept new jobs."""
+
+    status = 507
+    code = "insufficient_storage"

@@ -27,7 +27,7 @@ from mediad.auth import WorkerTokens
 from mediad.config import Config
 from mediad.control import Controller
 from mediad.dispatcher import Dispatcher
-from mediad.errors import QueueUnavailable, ServiceError
+from mediad.errors import MediadError, QueueUnavailable, ServiceError
 from mediad.queue import Queue
 from mediad.services import ManagedPostgres, ManagedRedis, find_postgres_bin_dir, find_redis_server
 from mediad.store import Store
@@ -50,6 +50,7 @@ class Service:
         self.tokens = WorkerTokens(config.workers.token)
         self.failed: asyncio.Future[BaseException] | None = None
         self._stack = contextlib.AsyncExitStack()
+        self._site: web.TCPSite | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -128,6 +129,7 @@ class Service:
         self._stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, c.server.host, c.server.port, reuse_address=True)
         await site.start()
+        self._site = site
         self.port = _bound_port(runner)
         log.info("listening on %s", self.base_url)
 
@@ -224,9 +226,21 @@ class Service:
             self.failed.set_result(exc)
 
     async def stop(self) -> None:
+        """Graceful: stop listening, requeue running jobs (partial data kept) within
+        server.shutdown_grace_s, flush progress, stop everything in reverse order."""
         if self._stopping:
             return
         self._stopping = True
+        if self._site is not None:
+            with contextlib.suppress(Exception):
+                await self._site.stop()  # no new clients; connected workers stay
+        if self.dispatcher is not None:
+            try:
+                requeued = await self.dispatcher.drain(self.config.server.shutdown_grace_s)
+                if requeued:
+                    log.info("requeued %d running jobs for the next start", requeued)
+            except MediadError as exc:
+                log.warning("could not requeue running jobs: %s", exc)
         for task in self._tasks:
             if not task.done():
                 task.cancel()

@@ -53,6 +53,7 @@ def worker_settings(
         "heartbeatS": config.workers.heartbeat_s,
         "logLevel": config.logging.level,
         "logFormat": config.logging.format,
+        "maxJobBytes": config.storage.max_job_bytes,
     }
 
 

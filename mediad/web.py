@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import mimetypes
 import os
+import shutil
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,15 +26,18 @@ from mediad.dispatcher import Dispatcher
 from mediad.errors import (
     ApiError,
     BadRequest,
+    InsufficientStorage,
     InvalidEvent,
     NotFound,
     PayloadTooLarge,
     QueueUnavailable,
     StoreUnavailable,
+    TooManyRequests,
     Unauthorized,
 )
 from mediad.events import safe_file_name
 from mediad.queue import Queue
+from mediad.ratelimit import RateLimiter
 from mediad.store import Store
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,7 @@ STORE = web.AppKey("store", Store)
 QUEUE = web.AppKey("queue", Queue)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CONTROLLER = web.AppKey("controller", Controller)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 # Extra health checks (aria2, …): name → coroutine that raises when the part is down.
 HEALTH_CHECKS = web.AppKey("health_checks", dict[str, Callable[[], Awaitable[dict[str, Any]]]])
 
@@ -71,7 +78,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.extra)
+        response = error_response(exc.status, exc.code, exc.message, exc.extra)
+        response.headers.update(exc.headers)
+        return response
     except StoreUnavailable:
         return error_response(503, "unavailable", "the job store is unavailable; try again soon")
     except web.HTTPException as exc:
@@ -109,6 +118,7 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=middlewares, client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
     app[HEALTH_CHECKS] = {}
+    app[RATE_LIMITER] = RateLimiter(config.server.rate_limit_per_min)
     app.router.add_post("/downloads", post_download)
     app.router.add_get("/downloads", list_downloads)
     app.router.add_get("/downloads/{job_id}", get_download)
@@ -137,8 +147,44 @@ async def _json_body(request: web.Request) -> Any:
         raise BadRequest("the body is not valid JSON", code="invalid_json") from None
 
 
+def _check_rate(request: web.Request) -> None:
+    config = request.app[CONFIG]
+    if not config.server.rate_limit_per_min:
+        return
+    wait = request.app[RATE_LIMITER].take(request.remote or "?", time.monotonic())
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        raise TooManyRequests(
+            f"at most {config.server.rate_limit_per_min} new downloads a minute; retry in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+
+
+async def _check_capacity(request: web.Request) -> None:
+    config = request.app[CONFIG]
+    for folder in {config.storage.data_dir, config.storage.tmp_dir}:
+        free = shutil.disk_usage(folder).free
+        if free < config.storage.min_free_bytes:
+            raise InsufficientStorage(
+                f"only {free // 2**20} MiB free in {folder} (storage.min_free_bytes is"
+                f" {config.storage.min_free_bytes // 2**20} MiB): new downloads are refused"
+            )
+    try:
+        depth = await request.app[QUEUE].depth()
+    except QueueUnavailable:
+        return  # PostgreSQL accepts the job; the queue catches up later
+    if depth >= config.queue.max_queued:
+        raise TooManyRequests(
+            f"{depth} jobs are already waiting (queue.max_queued); try again later",
+            code="queue_full",
+            headers={"Retry-After": "30"},
+        )
+
+
 async def post_download(request: web.Request) -> web.Response:
+    _check_rate(request)
     url, job_type, options = requests.parse_new_download(await _json_body(request))
+    await _check_capacity(request)
     store, queue = request.app[STORE], request.app[QUEUE]
     job_id = uuid.uuid4()
     job = await store.insert_job(job_id, url, job_type, options)

@@ -220,6 +220,8 @@ class Worker:
 
     async def _fail(self, ctx: JobContext, code: str, message: str) -> None:
         await ctx.emitter.close()
+        if code in ("disk_full", "too_large"):
+            remove_tree(ctx.work_dir)  # partial files are of no use and take the space
         log.info("failed: %s: %s", code, message, extra={"jobId": ctx.job_id})
         await self._emit(
             "failed",

@@ -107,6 +107,16 @@ class JobContext:
         return self.settings.data_dir / self.job_id
 
     def report(self, progress: Progress) -> None:
+        """Pass progress on; a download that grows past ``max_job_bytes`` fails here, for
+        every tool (the runner's cleanup stops the tool)."""
+        limit = self.settings.max_job_bytes
+        if limit is not None:
+            size = max(progress.downloaded_bytes or 0, progress.total_bytes or 0)
+            if size > limit:
+                raise JobFailed(
+                    "too_large",
+                    f"the download is larger than storage.max_job_bytes ({limit} bytes)",
+                )
         self.emitter.report(progress)
 
 

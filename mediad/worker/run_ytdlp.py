@@ -30,7 +30,13 @@ def preload() -> None:
     _entry = yt_dlp.main
 
 
-def build_args(url: str, options: dict[str, Any], work_dir: Path, ffmpeg: str | None) -> list[str]:
+def build_args(
+    url: str,
+    options: dict[str, Any],
+    work_dir: Path,
+    ffmpeg: str | None,
+    max_bytes: int | None = None,
+) -> list[str]:
     """yt-dlp's argument list for one job: never a user-chosen template, config or command."""
     args = [
         "--ignore-config",
@@ -45,6 +51,8 @@ def build_args(url: str, options: dict[str, Any], work_dir: Path, ffmpeg: str | 
     ]  # fmt: skip
     if ffmpeg:
         args += ["--ffmpeg-location", ffmpeg]
+    if max_bytes is not None:
+        args += ["--max-filesize", str(max_bytes)]
     fmt = options.get("format")
     if options.get("audioOnly"):
         args += ["-f", FORMAT_PRESETS.get(fmt or "audio", fmt or "ba/b"), "-x"]
@@ -64,7 +72,9 @@ def build_args(url: str, options: dict[str, Any], work_dir: Path, ffmpeg: str | 
 
 
 async def run(ctx: JobContext) -> list[Path]:
-    args = build_args(ctx.url, ctx.options, ctx.work_dir, ctx.settings.ffmpeg)
+    args = build_args(
+        ctx.url, ctx.options, ctx.work_dir, ctx.settings.ffmpeg, ctx.settings.max_job_bytes
+    )
     if ctx.settings.ytdlp:
         proc = await procs.spawn([ctx.settings.ytdlp, *args], cwd=ctx.work_dir)
     else:
@@ -74,8 +84,11 @@ async def run(ctx: JobContext) -> list[Path]:
     ctx.attach(proc)
     parser = YtdlpParser()
     files: list[Path] = []
+    too_large = False
     try:
         async for line in proc.lines():
+            # "[download] File is larger than max-filesize (N bytes > M bytes). Aborting."
+            too_large = too_large or "larger than max-filesize" in line
             event = parser.feed(line)
             if isinstance(event, FileDone):
                 files.append(Path(event.path))
@@ -89,6 +102,11 @@ async def run(ctx: JobContext) -> list[Path]:
         raise JobFailed(*classify_error(parser.errors, code))
     files = [f if f.is_absolute() else ctx.work_dir / f for f in files]
     found = [f for f in files if f.is_file()]
+    if not found and too_large:
+        raise JobFailed(
+            "too_large",
+            f"the file is larger than storage.max_job_bytes ({ctx.settings.max_job_bytes} bytes)",
+        )
     if not found:
         raise JobFailed("tool_failed", "yt-dlp finished but reported no file")
     return found + subtitles_of(found)

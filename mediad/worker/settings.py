@@ -33,6 +33,7 @@ class WorkerSettings:
     log_level: str = "info"
     log_format: str = "json"
     parent_pid: int | None = None
+    max_job_bytes: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -69,4 +70,5 @@ class WorkerSettings:
             log_level=str(raw.get("logLevel", "info")),
             log_format=str(raw.get("logFormat", "json")),
             parent_pid=int(parent) if parent and parent.isdigit() else None,
+            max_job_bytes=raw.get("maxJobBytes"),
         )

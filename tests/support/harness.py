@@ -125,10 +125,11 @@ def make_config(
     state_dir: Path, database_url: str, redis_url: str, **sections: dict[str, Any]
 ) -> configuration.Config:
     raw: dict[str, Any] = {
-        "server": {"host": "127.0.0.1", "port": 0, "shutdown_grace_s": 5},
+        # Tests submit jobs fast and must not depend on this machine's free disk space.
+        "server": {"host": "127.0.0.1", "port": 0, "shutdown_grace_s": 5, "rate_limit_per_min": 0},
         "database": {"url": database_url},
         "redis": {"url": redis_url, "prefix": f"mediad-test-{uuid.uuid4().hex[:8]}:"},
-        "storage": {"state_dir": str(state_dir)},
+        "storage": {"state_dir": str(state_dir), "min_free_bytes": 0},
         "logging": {"level": "warning", "format": "text"},
     }
     for name, values in sections.items():

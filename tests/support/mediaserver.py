@@ -17,6 +17,10 @@ each overriding the matching server-wide attribute:
 
 Every request ends up as one :class:`Served` record in ``MediaServer.served``.
 
+``add_live_hls`` serves a live HLS stream made from the segments of a VOD set: its
+playlist reveals one more segment every ``segment_s`` of wall time, counted from the
+first request for it, and may end with ``#EXT-X-ENDLIST`` after a given number.
+
 Standalone, for benchmarks by hand::
 
     python -m tests.support.mediaserver DIR [--port N] [--rate BYTES]
@@ -30,6 +34,7 @@ import contextlib
 import email.utils
 import hashlib
 import logging
+import math
 import mimetypes
 import os
 import signal
@@ -110,6 +115,32 @@ class _Blob:
 class _Redirect:
     location: str
     status: int
+
+
+@dataclass(frozen=True)
+class LiveSegment:
+    uri: str
+    duration_s: float
+
+
+@dataclass
+class _LiveHls:
+    """A media playlist whose content depends on the time since its first request."""
+
+    segments: list[LiveSegment]
+    segment_s: float
+    live_segments: int | None
+    window: int | None
+    started_at: float | None = None
+    requests: int = 0
+
+    def render(self, now: float) -> str:
+        if self.started_at is None:
+            self.started_at = now
+        self.requests += 1
+        return render_live_playlist(
+            self.segments, self.segment_s, now - self.started_at, self.live_segments, self.window
+        )
 
 
 @dataclass(frozen=True)
@@ -222,6 +253,53 @@ def _query_int(request: web.Request, key: str) -> int | None:
     return value
 
 
+def read_media_playlist(path: Path) -> list[LiveSegment]:
+    """The segments of an HLS media playlist: (URI, duration) per ``#EXTINF`` entry."""
+    segments: list[LiveSegment] = []
+    duration: float | None = None
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("#EXTINF:"):
+            duration = float(line[len("#EXTINF:") :].split(",", 1)[0])
+        elif line and not line.startswith("#") and duration is not None:
+            segments.append(LiveSegment(line, duration))
+            duration = None
+    return segments
+
+
+def render_live_playlist(
+    segments: list[LiveSegment],
+    segment_s: float,
+    elapsed_s: float,
+    live_segments: int | None,
+    window: int | None,
+) -> str:
+    """The live playlist ``elapsed_s`` after the stream started.
+
+    Segment k (k = 0, 1, ...) appears at ``k * segment_s``; with ``live_segments`` the
+    stream ends after that many, with ``#EXT-X-ENDLIST``. Without it the stream never
+    ends: once the source segments run out the playlist simply stops growing, as a
+    stalled broadcast would. ``window`` keeps only the newest segments (a sliding window,
+    ``#EXT-X-MEDIA-SEQUENCE`` counting the dropped ones); None keeps them all.
+    """
+    total = len(segments) if live_segments is None else min(live_segments, len(segments))
+    revealed = min(total, 1 + math.floor(max(0.0, elapsed_s) / segment_s))
+    first = 0 if window is None else max(0, revealed - window)
+    shown = segments[first:revealed]
+    target_s = max(1, math.ceil(max(s.duration_s for s in segments)))
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:3",
+        f"#EXT-X-TARGETDURATION:{target_s}",
+        f"#EXT-X-MEDIA-SEQUENCE:{first}",
+    ]
+    for segment in shown:
+        lines += [f"#EXTINF:{segment.duration_s:.6f},", segment.uri]
+    if live_segments is not None and revealed >= total:
+        lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
 class MediaServer:
     """Serves files under ``root`` and entries added with ``add_*`` on 127.0.0.1.
 
@@ -243,7 +321,7 @@ class MediaServer:
         self.rate_bytes_per_s = rate_bytes_per_s
         self.stall_after_bytes = stall_after_bytes
         self.served: list[Served] = []
-        self._entries: dict[str, _Blob | _Redirect | Path] = {}
+        self._entries: dict[str, _Blob | _Redirect | _LiveHls | Path] = {}
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
         self._base_url: str | None = None
@@ -313,6 +391,50 @@ class MediaServer:
     def add_redirect(self, name: str, location: str, status: int = 302) -> None:
         self._entries[name.lstrip("/")] = _Redirect(location, status)
 
+    def add_live_hls(
+        self,
+        name: str,
+        segments_dir: Path,
+        segment_s: float,
+        live_segments: int | None,
+        *,
+        window: int | None = 3,
+    ) -> str:
+        """Serve a live HLS media playlist at ``name`` (e.g. ``"live/a.m3u8"``), built on
+        the VOD set in ``segments_dir`` (``index.m3u8`` and its segments, as
+        :func:`tests.support.media.make_hls` writes them).
+
+        One more segment appears every ``segment_s`` seconds of wall time, counted from the
+        first request for the playlist; after ``live_segments`` segments the playlist gets
+        ``#EXT-X-ENDLIST`` (the stream ends), and with None it never does. ``window`` is
+        the sliding window's length in segments (None: a growing window). The segments are
+        served next to the playlist, under their names in ``segments_dir``. Returns the
+        playlist's URL.
+        """
+        if segment_s <= 0:
+            raise ValueError("segment_s must be positive")
+        if live_segments is not None and live_segments < 1:
+            raise ValueError("live_segments must be at least 1")
+        segments = read_media_playlist(Path(segments_dir) / "index.m3u8")
+        if not segments:
+            raise ValueError(f"no segments in {segments_dir}/index.m3u8")
+        name = name.lstrip("/")
+        prefix = name.rpartition("/")[0]
+        for segment in segments:
+            if "/" in segment.uri or ":" in segment.uri:
+                raise ValueError(f"segment URIs must be plain names, not {segment.uri!r}")
+            served_as = f"{prefix}/{segment.uri}" if prefix else segment.uri
+            self.add_file(served_as, Path(segments_dir) / segment.uri)
+        self._entries[name] = _LiveHls(segments, segment_s, live_segments, window)
+        return self.url(name)
+
+    def live_requests(self, name: str) -> int:
+        """How many times a live playlist was requested (each request is one reload)."""
+        entry = self._entries.get(name.lstrip("/"))
+        if not isinstance(entry, _LiveHls):
+            raise KeyError(f"{name} is not a live playlist")
+        return entry.requests
+
     # -- request log -------------------------------------------------------------------
 
     def bytes_served(self, name: str) -> int:
@@ -328,6 +450,12 @@ class MediaServer:
         entry = self._entries.get(name)
         if isinstance(entry, _Redirect):
             return entry
+        if isinstance(entry, _LiveHls):
+            now = time.monotonic()
+            data = entry.render(now).encode()
+            # A fresh ETag per version, so If-Range never mixes two playlists.
+            etag = hashlib.sha256(data).hexdigest()[:32]
+            return _Resource(len(data), CONTENT_TYPES[".m3u8"], etag, int(time.time()), None, data)
         if isinstance(entry, _Blob):
             return _Resource(
                 len(entry.data), entry.content_type, entry.etag, entry.mtime_s, None, entry.data

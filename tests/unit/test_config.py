@@ -215,7 +215,7 @@ def test_single_string_for_a_list_becomes_a_one_item_tuple() -> None:
 
 
 def test_number_for_a_string_key_is_accepted_as_text() -> None:
-    assert config.build({"server": {"host": 12}}).server.host == "12"
+    assert config.build({"twitter": {"proxy": 12}}).twitter.proxy == "12"
 
 
 # --- environment ----------------------------------------------------------------------------
@@ -228,7 +228,7 @@ def test_number_for_a_string_key_is_accepted_as_text() -> None:
         ({"MEDIAD_QUEUE_MAX_ATTEMPTS": "5"}, "queue", "max_attempts", 5),
         ({"MEDIAD_QUEUE_WATCHDOG_S": "12.5"}, "queue", "watchdog_s", 12.5),
         ({"MEDIAD_SERVER_PORT": "0"}, "server", "port", 0),
-        ({"MEDIAD_SERVER_HOST": "0.0.0.0"}, "server", "host", "0.0.0.0"),
+        ({"MEDIAD_SERVER_HOST": "127.0.0.5"}, "server", "host", "127.0.0.5"),
         (
             {"MEDIAD_SERVER_API_TOKENS": f"{'a' * 16},{'b' * 16}"},
             "server",
@@ -562,3 +562,17 @@ def test_replace_unknown_section_raises_config_error() -> None:
     with pytest.raises(ConfigError) as info:
         config.replace(config.build({}), bogus={"a": 1})
     assert_one_line(info.value, "bogus")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "example.org"])
+def test_binding_beyond_loopback_needs_tokens_or_allow_anonymous(host: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config.build({"server": {"host": host}})
+    assert info.value.key == "server.host" and "api_tokens" in str(info.value)
+    assert config.build({"server": {"host": host, "allow_anonymous": True}}).server.host == host
+    assert config.build({"server": {"host": host, "api_tokens": ["t" * 20]}}).server.host == host
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_binds_need_no_tokens(host: str) -> None:
+    assert config.build({"server": {"host": host}}).server.host == host
