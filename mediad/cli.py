@@ -84,13 +84,22 @@ async def _serve_async(config: configuration.Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     service = Service(config)
+    stopper = asyncio.ensure_future(stop.wait())
+    starting = asyncio.ensure_future(service.start())
+    await asyncio.wait([stopper, starting], return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():  # a signal while start-up waits (for Redis, say)
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, MediadError):
+            await starting
+        log.info("stopped during start-up")
+        return 0
     try:
-        await service.start()
+        starting.result()
     except MediadError as exc:
+        stopper.cancel()
         log.error("start-up failed: %s", exc)
         return 1
     assert service.failed is not None
-    stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait([stopper, service.failed], return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
     log.info("shutting down")

@@ -13,15 +13,13 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from mediad import events, states
+from mediad import events, results, states
 from mediad.config import Config
 from mediad.errors import InvalidEvent, QueueUnavailable, StoreUnavailable
 from mediad.models import Job, Status
@@ -204,6 +202,8 @@ class Dispatcher:
             try:
                 job_id = await self.queue.take(timeout_s=1.0)
                 if job_id is None:
+                    if not await self.queue.marked():  # Redis restarted empty
+                        await self.reconcile()
                     continue
                 self._taking.add(job_id)
                 try:
@@ -324,15 +324,21 @@ class Dispatcher:
         except InvalidEvent as exc:
             self._reject(sid, "completed", exc)
             return
+        staging = results.staging_dir(self.config.storage.data_dir, ev.job_id, ev.attempt)
+        names = [f.name for f in ev.files]
         a = self._bound(sid, ev.job_id, ev.attempt)
         if a is None:
+            current = self.running.get(ev.job_id)
+            if current is None or current.attempt != ev.attempt:  # a superseded attempt
+                await asyncio.to_thread(results.discard, staging)
             await self._settle_late(sid, ev.job_id, ev.attempt)
             return
         a.finished = True
-        missing = self._missing_files(ev)
+        missing = await asyncio.to_thread(results.missing, staging, names)
         if missing:
             await self._fail_attempt(a, "tool_failed", f"the result file {missing!r} is missing")
             return
+        await asyncio.to_thread(results.promote, staging, names)
         first = ev.files[0].name
         job = await self._write_terminal(
             lambda: self.store.complete(
@@ -345,7 +351,8 @@ class Dispatcher:
             )
         )
         await self._release(a)
-        if job is None:
+        if job is None:  # paused or cancelled meanwhile: these files are no result
+            await asyncio.to_thread(results.withdraw, staging.parent, names)
             return
         log.info("job completed", extra={"jobId": ev.job_id, "stage": "finalizing"})
         await self._publish(
@@ -434,14 +441,6 @@ class Dispatcher:
             exc,
             extra={"workerId": worker.worker_id if worker else None},
         )
-
-    def _missing_files(self, ev: events.CompletedEvent) -> str | None:
-        folder = Path(self.config.storage.data_dir) / ev.job_id
-        for f in ev.files:
-            path = folder / f.name
-            if not os.path.isfile(path) or os.path.islink(path):
-                return f.name
-        return None
 
     # -- outcomes ----------------------------------------------------------------------
 
@@ -584,6 +583,7 @@ class Dispatcher:
             await self.queue.restore(stranded, missing)
             log.info("reconciled the queue: %d stranded, %d missing", len(stranded), len(missing))
             self._changed.set()
+        await self.queue.mark()
         return len(stranded), len(missing)
 
     async def _reconcile_quietly(self) -> None:

@@ -29,6 +29,7 @@ class Queue:
         self._redis = client
         self.queue_key = f"{prefix}queue"
         self.processing_key = f"{prefix}processing"
+        self.mark_key = f"{prefix}reconciled"
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "mediad:") -> Queue:
@@ -82,6 +83,17 @@ class Queue:
         """Take the id out of the waiting list (a cancelled or paused queued job)."""
         with _translated():
             await self._redis.lrem(self.queue_key, 0, job_id)
+
+    async def mark(self) -> None:
+        """Note that the lists agree with PostgreSQL (see ``marked``)."""
+        with _translated():
+            await self._redis.set(self.mark_key, "1")
+
+    async def marked(self) -> bool:
+        """False after Redis lost its data (a restart without persistence): the lists
+        must be rebuilt from PostgreSQL."""
+        with _translated():
+            return bool(await self._redis.exists(self.mark_key))
 
     async def depth(self) -> int:
         with _translated():

@@ -96,7 +96,6 @@ class Service:
             log.info("applied migrations: %s", ", ".join(applied))
         self.queue = Queue.from_url(redis_url, c.redis.prefix)
         self._stack.push_async_callback(self.queue.close)
-        await self._wait_for_redis()
 
         sio = hub.create_server(c)
         app = webapp.create_app(c)
@@ -132,6 +131,8 @@ class Service:
         self._site = site
         self.port = _bound_port(runner)
         log.info("listening on %s", self.base_url)
+        # /health answers (503) while an unavailable Redis holds the rest of start-up.
+        await self._wait_for_redis()
 
         await self.dispatcher.reconcile(startup=True)
         self._stack.push_async_callback(self.dispatcher.stop)

@@ -25,8 +25,9 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 }
 
 # Failures worth another attempt: the next one may well succeed.
+# "interrupted": the tool was killed by a signal nobody in mediad sent.
 TRANSIENT_ERRORS = frozenset(
-    {"network", "worker_crashed", "worker_lost", "stalled", "rate_limited"}
+    {"network", "worker_crashed", "worker_lost", "stalled", "rate_limited", "interrupted"}
 )
 
 

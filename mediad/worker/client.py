@@ -16,6 +16,7 @@ from typing import Any
 
 import socketio
 
+from mediad import results
 from mediad.aria2 import Aria2Rpc
 from mediad.worker import procs, run_aria2, run_ytdlp
 from mediad.worker.jobs import JobContext, JobFailed, ProgressEmitter, publish, remove_tree
@@ -185,7 +186,8 @@ class Worker:
             ctx.work_dir.mkdir(parents=True, exist_ok=True)
             files = await self._run_tool(ctx)
             ctx.report(Progress(stage="finalizing", progress=100.0))
-            published = await asyncio.to_thread(publish, files, ctx.data_dir)
+            staging = results.staging_dir(self.settings.data_dir, ctx.job_id, ctx.attempt)
+            published = await asyncio.to_thread(publish, files, staging)
             await ctx.emitter.close()
             remove_tree(ctx.work_dir)
             await self._emit(

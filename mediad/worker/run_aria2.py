@@ -17,6 +17,7 @@ MAX_RPC_FAILURES = 100
 
 
 async def run(ctx: JobContext, rpc: Aria2Rpc) -> list[Path]:
+    await _stop_leftovers(rpc, ctx.work_dir)
     try:
         gid = await rpc.call(
             "aria2.addUri",
@@ -46,8 +47,8 @@ async def _follow(ctx: JobContext, rpc: Aria2Rpc, gid: str) -> list[Path]:
             failures = 0
         except Aria2Error as exc:
             failures += 1
-            if failures >= MAX_RPC_FAILURES:
-                raise JobFailed("tool_failed", f"lost contact with aria2: {exc}") from exc
+            if failures >= MAX_RPC_FAILURES:  # the daemon died: the supervisor restarts it
+                raise JobFailed("interrupted", f"lost contact with aria2: {exc}") from exc
             await asyncio.sleep(POLL_S)
             continue
         status = parse_status(raw)
@@ -62,6 +63,19 @@ async def _follow(ctx: JobContext, rpc: Aria2Rpc, gid: str) -> list[Path]:
         if status.status in ("error", "removed"):
             raise JobFailed(*classify_error(status.error_code, status.error_message))
         await asyncio.sleep(POLL_S)
+
+
+async def _stop_leftovers(rpc: Aria2Rpc, work_dir: Path) -> None:
+    """A previous attempt whose worker died may still be downloading into this folder
+    inside the daemon: stop it first, or two downloads would write the same file."""
+    try:
+        active = await rpc.call("aria2.tellActive", ["gid", "dir"])
+        waiting = await rpc.call("aria2.tellWaiting", 0, 1000, ["gid", "dir"])
+    except Aria2Error:
+        return  # the addUri that follows reports a daemon that is down
+    for item in [*active, *waiting]:
+        if item.get("dir") == str(work_dir):
+            await _forget(rpc, item["gid"])
 
 
 async def _forget(rpc: Aria2Rpc, gid: str) -> None:

@@ -203,8 +203,9 @@ async def test_events_for_jobs_not_bound_to_the_worker_are_ignored(
             # After its `completed`, nothing more from it counts or reaches clients.
             from tests.integration.test_pipeline import JobsClient
 
-            (config.data_path / job_id).mkdir(parents=True)
-            (config.data_path / job_id / "x.bin").write_bytes(b"12345")
+            staging = config.data_path / job_id / ".attempt-1"  # where a worker stages
+            staging.mkdir(parents=True)
+            (staging / "x.bin").write_bytes(b"12345")
             async with JobsClient(service.base_url) as watcher:
                 await watcher.subscribe(jobId=job_id)
                 done = {"jobId": job_id, "attempt": 1, "files": [{"name": "x.bin", "size": 5}]}
