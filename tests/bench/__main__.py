@@ -72,6 +72,10 @@ class Serve:
         self.proc: subprocess.Popen[bytes] | None = None
 
     async def __aenter__(self) -> Serve:
+        await self.restart()
+        return self
+
+    async def restart(self) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         env.update(
             MEDIAD_STORAGE_STATE_DIR=str(self.state),
@@ -90,8 +94,7 @@ class Serve:
                 except aiohttp.ClientError:
                     return False
 
-            await eventually(healthy, timeout_s=120, interval_s=0.1, what="mediad serve")
-        return self
+            await eventually(healthy, timeout_s=120, interval_s=0.02, what="mediad serve")
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.proc is not None
@@ -245,11 +248,58 @@ async def control(runs: int) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+async def crash(runs: int) -> None:
+    """SIGKILL `mediad serve` (embedded servers included) with 3 running and 10 queued
+    jobs; restart it; time until 3 jobs run again."""
+    root = shared_tmp("mediad-bench-media-")
+    try:
+        media.make_random_file(root / "c.bin", 8 * 1024 * 1024, seed=5)
+        async with MediaServer(root) as server:
+            serve = Serve()
+            await serve.__aenter__()
+            try:
+                figures = []
+                for _ in range(runs):
+                    async with aiohttp.ClientSession(serve.base) as http:
+                        url = server.url("c.bin", rate=1_000_000)
+                        for _ in range(13):
+                            await http.post("/downloads", json={"url": url, "type": "aria2"})
+                        await eventually(lambda h=http: _count(h, "running", 3), what="3 running")
+                    assert serve.proc is not None
+                    killed = time.perf_counter()
+                    serve.proc.kill()
+                    serve.proc.wait()
+                    restarted = time.perf_counter()
+                    await serve.restart()
+                    async with aiohttp.ClientSession(serve.base) as http:
+                        await eventually(
+                            lambda h=http: _count(h, "running", 3), interval_s=0.02, what="3 again"
+                        )
+                        done = time.perf_counter()
+                        async with http.get("/downloads", params={"limit": "200"}) as resp:
+                            for job in (await resp.json())["items"]:
+                                await http.post(f"/downloads/{job['jobId']}/cancel")
+                    figures.append((done - killed, done - restarted))
+                print("SIGKILL of mediad serve with 3 running + 10 queued, restart at once:")
+                for total, since_restart in figures:
+                    print(f"  all 3 slots running again {total:.2f}s after the kill "
+                          f"({since_restart:.2f}s after the restart command)")  # fmt: skip
+            finally:
+                await serve.__aexit__()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def _count(http: aiohttp.ClientSession, status: str, n: int) -> bool:
+    async with http.get("/downloads", params={"status": status, "limit": "200"}) as resp:
+        return len((await resp.json())["items"]) >= n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench")
     parser.add_argument("--size-mb", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("what", nargs="*", default=["footprint", "bulk", "control"])
+    parser.add_argument("what", nargs="*", default=["footprint", "bulk", "control", "crash"])
     args = parser.parse_args()
     if "footprint" in args.what:
         asyncio.run(footprint())
@@ -257,6 +307,8 @@ def main() -> None:
         asyncio.run(bulk(args.size_mb, args.runs))
     if "control" in args.what:
         asyncio.run(control(args.runs))
+    if "crash" in args.what:
+        asyncio.run(crash(args.runs))
 
 
 if __name__ == "__main__":
