@@ -158,19 +158,19 @@ class Service:
     async def _start_postgres(self) -> str:
         bin_dir = find_postgres_bin_dir(self.config.tools.postgres_bin_dir)
         self.postgres = ManagedPostgres(self.config.state_path / "postgres", bin_dir=bin_dir)
-        dsn = await self.postgres.start()
-        self._stack.push_async_callback(self.postgres.stop)
-        self._watch(self._keep_alive(self.postgres, "postgres"), "keep-postgres")
-        log.info("embedded PostgreSQL running in %s", self.postgres.root)
-        return dsn
+        return await self._start_managed(self.postgres, "PostgreSQL")
 
     async def _start_redis(self) -> str:
         binary = find_redis_server(self.config.tools.redis_server)
         self.redis = ManagedRedis(self.config.state_path / "redis", binary=binary)
-        url = await self.redis.start()
-        self._stack.push_async_callback(self.redis.stop)
-        self._watch(self._keep_alive(self.redis, "redis"), "keep-redis")
-        log.info("embedded Redis running in %s", self.redis.root)
+        return await self._start_managed(self.redis, "Redis")
+
+    async def _start_managed(self, server: ManagedPostgres | ManagedRedis, name: str) -> str:
+        """Start an embedded server, keep it running, stop it at shutdown."""
+        url = await server.start()
+        self._stack.push_async_callback(server.stop)
+        self._watch(self._keep_alive(server, name), f"keep-{name.lower()}")
+        log.info("embedded %s running in %s", name, server.root)
         return url
 
     async def _keep_alive(self, server: Any, name: str) -> None:

@@ -197,50 +197,53 @@ class Store:
         meta: dict[str, Any],
     ) -> Job | None:
         """running → completed, only for the current attempt (a late or stale worker loses)."""
-        async with self._conn() as conn:
-            row = await conn.fetchrow(
-                "UPDATE jobs SET status = 'completed', stage = 'finalizing', progress = 100,"
-                " speed = NULL, eta = 0, filename = $3, size = $4, output_path = $5,"
-                " total_bytes = COALESCE(total_bytes, $4), meta = meta || $6::jsonb,"
-                " error_code = NULL, error_message = NULL,"
-                " finished_at = now(), updated_at = now()"
-                " WHERE id = $1 AND status = 'running' AND attempts = $2 RETURNING *",
-                job_id,
-                attempt,
-                filename,
-                size,
-                output_path,
-                meta,
-            )
-        return Job.from_row(row) if row else None
+        return await self._end_attempt(
+            job_id,
+            attempt,
+            "status = 'completed', stage = 'finalizing', progress = 100, speed = NULL, eta = 0,"
+            " filename = $3, size = $4, output_path = $5, total_bytes = COALESCE(total_bytes, $4),"
+            " meta = meta || $6::jsonb, error_code = NULL, error_message = NULL,"
+            " finished_at = now()",
+            filename,
+            size,
+            output_path,
+            meta,
+        )
 
     async def fail(self, job_id: UUID, attempt: int, error_code: str, message: str) -> Job | None:
         """running → failed for the current attempt."""
-        async with self._conn() as conn:
-            row = await conn.fetchrow(
-                "UPDATE jobs SET status = 'failed', error_code = $3, error_message = $4,"
-                " speed = NULL, eta = NULL, finished_at = now(), updated_at = now()"
-                " WHERE id = $1 AND status = 'running' AND attempts = $2 RETURNING *",
-                job_id,
-                attempt,
-                error_code,
-                message,
-            )
-        return Job.from_row(row) if row else None
+        return await self._end_attempt(
+            job_id,
+            attempt,
+            "status = 'failed', error_code = $3, error_message = $4, speed = NULL, eta = NULL,"
+            " finished_at = now()",
+            error_code,
+            message,
+        )
 
     async def requeue(
         self, job_id: UUID, attempt: int, error_code: str, message: str
     ) -> Job | None:
         """running → queued after a lost attempt; the error is kept for the record."""
+        return await self._end_attempt(
+            job_id,
+            attempt,
+            "status = 'queued', stage = 'queued', speed = NULL, eta = NULL, error_code = $3,"
+            " error_message = $4, worker_id = NULL",
+            error_code,
+            message,
+        )
+
+    async def _end_attempt(self, job_id: UUID, attempt: int, sets: str, *args: Any) -> Job | None:
+        """One guarded write that ends an attempt: it lands only while that attempt is the
+        job's current one and still running ($1 is the id, $2 the attempt)."""
         async with self._conn() as conn:
             row = await conn.fetchrow(
-                "UPDATE jobs SET status = 'queued', stage = 'queued', speed = NULL, eta = NULL,"
-                " error_code = $3, error_message = $4, worker_id = NULL, updated_at = now()"
+                f"UPDATE jobs SET {sets}, updated_at = now()"
                 " WHERE id = $1 AND status = 'running' AND attempts = $2 RETURNING *",
                 job_id,
                 attempt,
-                error_code,
-                message,
+                *args,
             )
         return Job.from_row(row) if row else None
 
