@@ -47,7 +47,7 @@ class Assignment:
     sid: str
     worker_id: str
     stage: str = "downloading"
-    progress: float | None = 0.0
+    progress: float | None = None  # unknown until the tool says (a live stream never does)
     speed: int | None = None
     eta: int | None = None
     total_bytes: int | None = None

@@ -156,7 +156,7 @@ class Store:
         async with self._conn() as conn:
             row = await conn.fetchrow(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, worker_id = $2,"
-                " stage = 'downloading', progress = 0, speed = NULL, eta = NULL,"
+                " stage = 'downloading', progress = NULL, speed = NULL, eta = NULL,"
                 " error_code = NULL, error_message = NULL,"
                 " started_at = now(), finished_at = NULL, updated_at = now()"
                 " WHERE id = $1 AND status = 'queued' RETURNING *",

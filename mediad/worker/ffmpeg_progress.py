@@ -61,7 +61,9 @@ _ERROR_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
 )
 # A deliberate refusal (a playlist pointing at file://, say) explains what follows it.
-_REFUSED_RE = re.compile(r"Protocol '[^']*' not on whitelist")
+_REFUSED_RE = re.compile(
+    r"Protocol '[^']*' not on whitelist|is not in allowed_(?:segment_)?extensions"
+)
 _ADDRESS_RE = re.compile(r"^\S+://\S+?: ")
 
 
@@ -215,6 +217,11 @@ class FfmpegProgressParser:
         self.ended = False
         self._block: dict[str, str] = {}
         self._best: float | None = None
+
+    @property
+    def percent(self) -> float | None:
+        """The highest percentage reported so far (None while unknown)."""
+        return self._best
 
     def set_duration(self, duration_s: float | None) -> None:
         """Learn the duration late (from the ``Duration:`` line when ffprobe gave none)."""

@@ -111,7 +111,7 @@ async def test_progress_writes_are_batched(new_config: Any, media_server: MediaS
 async def test_never_more_than_concurrency_jobs_run(
     new_config: Any, media_server: MediaServer
 ) -> None:
-    from tests.integration.test_pipeline import JobsClient
+    from tests.support.jobs_client import JobsClient
 
     # More workers than slots: only the limit can hold the 4th job back.
     config = await new_config(queue={"concurrency": 3}, workers={"processes": 4})
@@ -194,14 +194,14 @@ async def test_events_for_jobs_not_bound_to_the_worker_are_ignored(
             await owner.emit("progress", {**forged[0][1], "attempt": 2})
             await eventually(lambda: dispatcher.ignored_events >= before + 4, what="4 ignored")
             job = await api.job(job_id)
-            assert job["status"] == "running" and job["progress"] == 0
+            assert job["status"] == "running" and job["progress"] is None
             # The bound worker is heard.
             await owner.emit("progress", {**forged[0][1], "progress": 12.5})
             await eventually(
                 lambda: dispatcher.running[job_id].progress == 12.5, what="owner's progress"
             )
             # After its `completed`, nothing more from it counts or reaches clients.
-            from tests.integration.test_pipeline import JobsClient
+            from tests.support.jobs_client import JobsClient
 
             staging = config.data_path / job_id / ".attempt-1"  # where a worker stages
             staging.mkdir(parents=True)

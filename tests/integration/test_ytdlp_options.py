@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from mediad.service import Service
-from tests.integration.test_pipeline import JobsClient
 from tests.support import media
 from tests.support.harness import Api, eventually, shared_tmp
+from tests.support.jobs_client import JobsClient
 from tests.support.mediaserver import MediaServer
 
 VTT = b"WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nhello\n"

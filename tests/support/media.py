@@ -145,3 +145,10 @@ def probe_duration(path: Path | str) -> float:
         return float(out.strip())
     except ValueError:
         raise MediaToolError(f"ffprobe gave no duration for {path}: {out!r}") from None
+
+
+def probe_format_name(path: Path | str) -> str:
+    """ffprobe's container name for a file, e.g. ``mov,mp4,m4a,3gp,3g2,mj2`` or
+    ``matroska,webm``."""
+    entries = ["-show_entries", "format=format_name", "-of", "default=noprint_wrappers=1:nokey=1"]
+    return _run([_tool("ffprobe"), "-v", "error", *entries, str(path)]).strip()

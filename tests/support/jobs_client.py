@@ -1,0 +1,37 @@
+"""A python-socketio client on /jobs that records every event it receives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import socketio
+
+
+class JobsClient:
+    """A python-socketio client on /jobs that records every event it receives."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        for name in ("progress", "completed", "failed", "job-update"):
+            self.sio.on(name, self._recorder(name), namespace="/jobs")
+
+    def _recorder(self, name: str):  # type: ignore[no-untyped-def]
+        async def record(data: dict[str, Any]) -> None:
+            self.events.append((name, data))
+
+        return record
+
+    async def __aenter__(self) -> JobsClient:
+        await self.sio.connect(self.base_url, namespaces=["/jobs"], transports=["websocket"])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.sio.disconnect()
+
+    async def subscribe(self, **payload: Any) -> dict[str, Any]:
+        return await self.sio.call("subscribe", payload, namespace="/jobs", timeout=10)  # type: ignore[no-any-return]
+
+    def of(self, job_id: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(n, d) for n, d in self.events if d.get("jobId") == job_id]
