@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from mediad.errors import ConfigError
+from mediad.netpolicy import NetPolicy
 
 
 @dataclass(frozen=True)
@@ -348,6 +349,10 @@ def _validate(c: Config) -> None:
         raise ConfigError("logging.level", f"must be one of {', '.join(LOG_LEVELS)}")
     if c.logging.format not in ("json", "text"):
         raise ConfigError("logging.format", "must be json or text")
+    try:
+        NetPolicy(c.network.allow_private, c.network.allow_hosts)
+    except ValueError as exc:
+        raise ConfigError("network.allow_hosts", str(exc)) from None
     if not c.redis.prefix or any(ch.isspace() for ch in c.redis.prefix):
         raise ConfigError("redis.prefix", "must be a non-empty string without spaces")
     for key, url, schemes in (

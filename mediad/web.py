@@ -36,6 +36,7 @@ from mediad.errors import (
     Unauthorized,
 )
 from mediad.events import safe_file_name
+from mediad.netpolicy import NetPolicy
 from mediad.queue import Queue
 from mediad.ratelimit import RateLimiter
 from mediad.store import Store
@@ -48,6 +49,7 @@ QUEUE = web.AppKey("queue", Queue)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CONTROLLER = web.AppKey("controller", Controller)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+NET_POLICY = web.AppKey("net_policy", NetPolicy)
 # Extra health checks (aria2, …): name → coroutine that raises when the part is down.
 HEALTH_CHECKS = web.AppKey("health_checks", dict[str, Callable[[], Awaitable[dict[str, Any]]]])
 
@@ -119,6 +121,7 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app[HEALTH_CHECKS] = {}
     app[RATE_LIMITER] = RateLimiter(config.server.rate_limit_per_min)
+    app[NET_POLICY] = NetPolicy(config.network.allow_private, config.network.allow_hosts)
     app.router.add_post("/downloads", post_download)
     app.router.add_get("/downloads", list_downloads)
     app.router.add_get("/downloads/{job_id}", get_download)
@@ -184,6 +187,11 @@ async def _check_capacity(request: web.Request) -> None:
 async def post_download(request: web.Request) -> web.Response:
     _check_rate(request)
     url, job_type, options = requests.parse_new_download(await _json_body(request))
+    # Early and without DNS: literal addresses in every form, localhost. The egress
+    # proxy every tool goes through checks each connection it makes.
+    reason = request.app[NET_POLICY].check_url(url)
+    if reason is not None:
+        raise BadRequest(f"this URL is not allowed: {reason}", code="blocked_address")
     await _check_capacity(request)
     store, queue = request.app[STORE], request.app[QUEUE]
     job_id = uuid.uuid4()

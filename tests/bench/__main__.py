@@ -79,6 +79,7 @@ class Serve:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         env.update(
             MEDIAD_STORAGE_STATE_DIR=str(self.state),
+            MEDIAD_NETWORK_ALLOW_HOSTS="127.0.0.1",
             MEDIAD_SERVER_PORT=str(self.port),
             MEDIAD_LOGGING_LEVEL="warning",
         )

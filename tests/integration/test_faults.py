@@ -359,6 +359,7 @@ class Serve:
             WORKER_TOKEN=WORKER_TOKEN,
             MEDIAD_REDIS_PREFIX=prefix,
             MEDIAD_STORAGE_STATE_DIR=str(state),
+            MEDIAD_NETWORK_ALLOW_HOSTS="127.0.0.1",
             MEDIAD_STORAGE_MIN_FREE_BYTES="0",
             MEDIAD_SERVER_PORT=str(self.port),
             MEDIAD_SERVER_RATE_LIMIT_PER_MIN="0",

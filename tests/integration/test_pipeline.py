@@ -188,3 +188,18 @@ async def test_bad_requests_get_clear_errors(api: Api) -> None:
         assert status == want_status, (path, kwargs, status, body)
         assert body["error"]["code"] == want_code, (path, body)
         assert body["error"]["message"]
+
+
+async def test_loopback_and_private_literals_are_refused_up_front(api: Api) -> None:
+    """The shared service allows 127.0.0.1 (the media server) and nothing else private.
+    Nothing here is fetched: the API refuses before any job exists."""
+    for url in (
+        "http://127.0.0.2/x.mp4",
+        "http://2130706434/x.mp4",
+        "http://[::1]/x.mp4",
+        "http://localhost:1/x.mp4",
+        "http://169.254.169.254/latest/meta-data/",
+    ):
+        status, body = await api.request("POST", "/downloads", json={"url": url})
+        assert status == 400 and body["error"]["code"] == "blocked_address", (url, body)
+        assert "not allowed" in body["error"]["message"]

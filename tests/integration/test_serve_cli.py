@@ -54,7 +54,11 @@ async def test_serve_on_embedded_defaults(media_server: MediaServer) -> None:
     state = shared_tmp("mediad-test-serve-")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(MEDIAD_STORAGE_STATE_DIR=str(state), MEDIAD_SERVER_PORT=str(port))
+    env.update(
+        MEDIAD_STORAGE_STATE_DIR=str(state),
+        MEDIAD_SERVER_PORT=str(port),
+        MEDIAD_NETWORK_ALLOW_HOSTS="127.0.0.1",  # the media server is on loopback
+    )
     with open(state / "serve.log", "wb") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mediad", "serve"],

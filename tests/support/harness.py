@@ -130,6 +130,8 @@ def make_config(
         "database": {"url": database_url},
         "redis": {"url": redis_url, "prefix": f"mediad-test-{uuid.uuid4().hex[:8]}:"},
         "storage": {"state_dir": str(state_dir), "min_free_bytes": 0},
+        # The local media server is on loopback, which the egress guard refuses by default.
+        "network": {"allow_hosts": ["127.0.0.1"]},
         "logging": {"level": "warning", "format": "text"},
     }
     for name, values in sections.items():
