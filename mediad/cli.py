@@ -151,6 +151,8 @@ def _remote_worker(args: argparse.Namespace, config: configuration.Config) -> in
                 progress_hz=config.progress.worker_hz,
                 heartbeat_s=config.workers.heartbeat_s,
                 max_job_bytes=config.storage.max_job_bytes,
+                allow_private=config.network.allow_private,
+                allow_hosts=config.network.allow_hosts,
             )
             if not settings.ytdlp:
                 client.run_ytdlp.preload()

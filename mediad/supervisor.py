@@ -54,6 +54,8 @@ def worker_settings(
         "logLevel": config.logging.level,
         "logFormat": config.logging.format,
         "maxJobBytes": config.storage.max_job_bytes,
+        "allowPrivate": config.network.allow_private,
+        "allowHosts": list(config.network.allow_hosts),
     }
 
 

@@ -18,6 +18,8 @@ import socketio
 
 from mediad import results
 from mediad.aria2 import Aria2Rpc
+from mediad.egress import EgressProxy
+from mediad.netpolicy import NetPolicy
 from mediad.worker import procs, run_aria2, run_ytdlp
 from mediad.worker.jobs import JobContext, JobFailed, ProgressEmitter, publish, remove_tree
 from mediad.worker.progress import Progress
@@ -42,6 +44,7 @@ class Worker:
             else None
         )
         self.current: tuple[JobContext, asyncio.Task[None]] | None = None
+        self.egress = EgressProxy(NetPolicy(settings.allow_private, settings.allow_hosts))
         self._stop = asyncio.Event()
         self.sio.on("job:start", self._on_start, namespace=NS)
         self.sio.on("job:control", self._on_control, namespace=NS)
@@ -51,14 +54,18 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
-        if not await self._connect():
-            return 1
-        heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
-        await self._stop.wait()
-        heartbeat.cancel()
-        await self._abort_current("shutdown")
-        with contextlib.suppress(Exception):
-            await self.sio.disconnect()
+        await self.egress.start()
+        try:
+            if not await self._connect():
+                return 1
+            heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+            await self._stop.wait()
+            heartbeat.cancel()
+            await self._abort_current("shutdown")
+            with contextlib.suppress(Exception):
+                await self.sio.disconnect()
+        finally:
+            await self.egress.stop()
         if self.rpc is not None:
             await self.rpc.close()
         return 0
@@ -135,6 +142,7 @@ class Worker:
             options=data.get("options") or {},
             settings=self.settings,
             emitter=emitter,
+            proxy_url=self.egress.url,
         )
         task = asyncio.create_task(self._run_job(ctx), name=f"job-{job_id}")
         self.current = (ctx, task)
@@ -182,9 +190,15 @@ class Worker:
     async def _run_job(self, ctx: JobContext) -> None:
         extra = {"jobId": ctx.job_id}
         log.info("running %s job (attempt %d)", ctx.type, ctx.attempt, extra=extra)
+        self.egress.clear()  # one job at a time: what it refuses belongs to this job
         try:
             ctx.work_dir.mkdir(parents=True, exist_ok=True)
-            files = await self._run_tool(ctx)
+            try:
+                files = await self._run_tool(ctx)
+            except JobFailed:
+                self._check_egress()  # a refused connection explains it better
+                raise
+            self._check_egress()
             ctx.report(Progress(stage="finalizing", progress=100.0))
             staging = results.staging_dir(self.settings.data_dir, ctx.job_id, ctx.attempt)
             published = await asyncio.to_thread(publish, files, staging)
@@ -202,6 +216,17 @@ class Worker:
         except asyncio.CancelledError:
             await ctx.emitter.close()
             raise
+
+    def _check_egress(self) -> None:
+        """A refused connection fails the job with the guard's reason, whatever the tool
+        made of it (a 403, a missing segment, a partial playlist)."""
+        if self.egress.blocked:
+            first = self.egress.blocked[0]
+            raise JobFailed(
+                "blocked_address",
+                f"refused a connection to {first.host}:{first.port}: {first.reason}"
+                " (network.allow_private / network.allow_hosts)",
+            )
 
     async def _run_tool(self, ctx: JobContext) -> list[os.PathLike[str]]:
         if ctx.type == "ytdlp":

@@ -94,6 +94,8 @@ class JobContext:
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     # The job's tool processes, so the heartbeat can tell a busy tool from a stuck one.
     tools: list[ToolProcess] = field(default_factory=list)
+    # The worker's egress proxy, which every tool must use (None: no guard, tests only).
+    proxy_url: str | None = None
 
     def __post_init__(self) -> None:
         self.work_dir = self.settings.tmp_dir / self.job_id

@@ -18,19 +18,18 @@ MAX_RPC_FAILURES = 100
 
 async def run(ctx: JobContext, rpc: Aria2Rpc) -> list[Path]:
     await _stop_leftovers(rpc, ctx.work_dir)
+    options = {
+        "dir": str(ctx.work_dir),
+        "continue": "true",
+        "connect-timeout": "15",
+        "timeout": "30",
+        "max-tries": "3",
+        "retry-wait": "1",
+    }
+    if ctx.proxy_url:  # the egress guard: every connection is checked there
+        options["all-proxy"] = ctx.proxy_url
     try:
-        gid = await rpc.call(
-            "aria2.addUri",
-            [ctx.url],
-            {
-                "dir": str(ctx.work_dir),
-                "continue": "true",
-                "connect-timeout": "15",
-                "timeout": "30",
-                "max-tries": "3",
-                "retry-wait": "1",
-            },
-        )
+        gid = await rpc.call("aria2.addUri", [ctx.url], options)
     except Aria2Error as exc:
         raise JobFailed("tool_failed", str(exc)) from exc
     try:

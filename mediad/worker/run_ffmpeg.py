@@ -86,7 +86,9 @@ async def run(ctx: JobContext) -> list[Path]:
 # -- arguments and names (pure) ----------------------------------------------------------
 
 
-def build_args(ffmpeg: str, url: str, output: Path, container: str) -> list[str]:
+def build_args(
+    ffmpeg: str, url: str, output: Path, container: str, proxy: str | None = None
+) -> list[str]:
     """ffmpeg's argument list: copy every selected stream of ``url`` into ``output``."""
     muxer = CONTAINERS[container][0]
     # No explicit aac_adtstoasc: the mp4 and matroska muxers insert it themselves for
@@ -97,21 +99,21 @@ def build_args(ffmpeg: str, url: str, output: Path, container: str) -> list[str]
         "-loglevel", "level+info",  # tags each log line: see ffmpeg_progress
         "-progress", "pipe:1", "-nostats",
         "-y",
-        *_input_args(url),
+        *_input_args(url, proxy),
         "-c", "copy",
         "-f", muxer,
         str(output),
     ]  # fmt: skip
 
 
-def build_probe_args(ffprobe: str, url: str) -> list[str]:
+def build_probe_args(ffprobe: str, url: str, proxy: str | None = None) -> list[str]:
     """ffprobe's argument list for the input's duration (``N/A`` when live)."""
     return [
         ffprobe,
         "-v", "error", "-hide_banner",
         "-show_entries", "format=duration",
         "-of", "default=noprint_wrappers=1:nokey=1",
-        *_input_args(url),
+        *_input_args(url, proxy),
     ]  # fmt: skip
 
 
@@ -130,8 +132,11 @@ def build_check_args(ffprobe: str, output: Path, container: str) -> list[str]:
     ]  # fmt: skip
 
 
-def _input_args(url: str) -> list[str]:
+def _input_args(url: str, proxy: str | None) -> list[str]:
+    # The HLS and DASH readers pass http_proxy on to every playlist and segment request.
+    via = ["-http_proxy", proxy] if proxy else []
     return [
+        *via,
         "-protocol_whitelist", PROTOCOLS,
         # Copied by the HLS and DASH readers to each playlist and segment request.
         "-rw_timeout", str(IO_TIMEOUT_S * 1_000_000),
@@ -199,7 +204,9 @@ def _find_tool(name: str, configured: str | None, sibling: str | None) -> str:
 async def probe_duration(ctx: JobContext, ffprobe: str) -> float | None:
     """The input's duration in seconds; None when live or unknown. ffprobe failing is
     not fatal: ffmpeg meets the same input next, and its errors are the ones reported."""
-    lines = await _read_tool(ctx, build_probe_args(ffprobe, ctx.url), PROBE_TIMEOUT_S)
+    lines = await _read_tool(
+        ctx, build_probe_args(ffprobe, ctx.url, ctx.proxy_url), PROBE_TIMEOUT_S
+    )
     return parse_probe_duration(lines) if lines is not None else None
 
 
@@ -228,7 +235,9 @@ async def _record(
     parser = FfmpegProgressParser(duration_s, stage="downloading")
     log = FfmpegLog()
     proc = ctx.attach(
-        await procs.spawn(build_args(ffmpeg, ctx.url, partial, container), ctx.work_dir)
+        await procs.spawn(
+            build_args(ffmpeg, ctx.url, partial, container, ctx.proxy_url), ctx.work_dir
+        )
     )
     stopper = asyncio.create_task(_stop_on_request(ctx, proc, parser), name=f"stop-{ctx.job_id}")
     try:

@@ -36,6 +36,7 @@ def build_args(
     work_dir: Path,
     ffmpeg: str | None,
     max_bytes: int | None = None,
+    proxy: str | None = None,
 ) -> list[str]:
     """yt-dlp's argument list for one job: never a user-chosen template, config or command."""
     args = [
@@ -53,6 +54,8 @@ def build_args(
         args += ["--ffmpeg-location", ffmpeg]
     if max_bytes is not None:
         args += ["--max-filesize", str(max_bytes)]
+    if proxy:
+        args += ["--proxy", proxy]  # the egress guard: every connection is checked there
     fmt = options.get("format")
     if options.get("audioOnly"):
         args += ["-f", FORMAT_PRESETS.get(fmt or "audio", fmt or "ba/b"), "-x"]
@@ -73,7 +76,12 @@ def build_args(
 
 async def run(ctx: JobContext) -> list[Path]:
     args = build_args(
-        ctx.url, ctx.options, ctx.work_dir, ctx.settings.ffmpeg, ctx.settings.max_job_bytes
+        ctx.url,
+        ctx.options,
+        ctx.work_dir,
+        ctx.settings.ffmpeg,
+        ctx.settings.max_job_bytes,
+        ctx.proxy_url,
     )
     if ctx.settings.ytdlp:
         proc = await procs.spawn([ctx.settings.ytdlp, *args], cwd=ctx.work_dir)

@@ -34,6 +34,8 @@ class WorkerSettings:
     log_format: str = "json"
     parent_pid: int | None = None
     max_job_bytes: int | None = None
+    allow_private: bool = False
+    allow_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -71,4 +73,6 @@ class WorkerSettings:
             log_format=str(raw.get("logFormat", "json")),
             parent_pid=int(parent) if parent and parent.isdigit() else None,
             max_job_bytes=raw.get("maxJobBytes"),
+            allow_private=bool(raw.get("allowPrivate", False)),
+            allow_hosts=tuple(raw.get("allowHosts", ())),
         )
