@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -334,6 +335,11 @@ class Dispatcher:
             await self._settle_late(sid, ev.job_id, ev.attempt)
             return
         a.finished = True
+        await self._settle(a, self._complete(a, ev, staging, names))
+
+    async def _complete(
+        self, a: Assignment, ev: events.CompletedEvent, staging: Path, names: list[str]
+    ) -> None:
         missing = await asyncio.to_thread(results.missing, staging, names)
         if missing:
             await self._fail_attempt(a, "tool_failed", f"the result file {missing!r} is missing")
@@ -377,7 +383,22 @@ class Dispatcher:
             await self._settle_late(sid, ev.job_id, ev.attempt)
             return
         a.finished = True
-        await self._fail_attempt(a, ev.error_code, ev.message)
+        await self._settle(a, self._fail_attempt(a, ev.error_code, ev.message))
+
+    async def _settle(self, a: Assignment, outcome: Awaitable[None]) -> None:
+        """Record an attempt's outcome; whatever goes wrong, the job is not left running
+        with its slot held."""
+        try:
+            await outcome
+        except Exception:
+            log.exception("could not record the outcome", extra={"jobId": a.job_id})
+            try:
+                await self._fail_attempt(
+                    a, "internal_error", "mediad could not record this attempt's outcome"
+                )
+            except Exception:
+                log.exception("could not fail the attempt either", extra={"jobId": a.job_id})
+                await self._release(a)
 
     async def on_stopped(self, sid: str, data: Any) -> None:
         """The worker stopped the tool as asked (pause, cancel, abort)."""

@@ -80,10 +80,11 @@ def parse_completed(data: Any) -> CompletedEvent:
     files = d.get("files")
     if not isinstance(files, list) or not files or len(files) > MAX_FILES:
         raise InvalidEvent(f"files must be a list of 1 to {MAX_FILES} entries")
+    entries = tuple(_file(f) for f in files)
+    if len({f.name for f in entries}) != len(entries):
+        raise InvalidEvent("file names must be unique")
     return CompletedEvent(
-        job_id=job_id(d.get("jobId")),
-        attempt=_attempt(d.get("attempt")),
-        files=tuple(_file(f) for f in files),
+        job_id=job_id(d.get("jobId")), attempt=_attempt(d.get("attempt")), files=entries
     )
 
 
@@ -99,8 +100,13 @@ def parse_failed(data: Any) -> FailedEvent:
         job_id=job_id(d.get("jobId")),
         attempt=_attempt(d.get("attempt")),
         error_code=code,
-        message=message[:MAX_MESSAGE],
+        message=clean_text(message)[:MAX_MESSAGE],
     )
+
+
+def clean_text(text: str) -> str:
+    """Text PostgreSQL and JSON can take: no NUL, no lone surrogates."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
 
 
 def job_id(value: Any) -> str:
@@ -115,7 +121,13 @@ def job_id(value: Any) -> str:
 
 def safe_file_name(name: Any) -> str:
     """A file name that is one path component: no separators, NUL, control characters."""
-    if not isinstance(name, str) or not 0 < len(name.encode()) <= MAX_NAME:
+    if not isinstance(name, str):
+        raise InvalidEvent("file name must be a string")
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError:  # a lone surrogate
+        raise InvalidEvent("file name must be valid Unicode") from None
+    if not 0 < size <= MAX_NAME:
         raise InvalidEvent("file name must be 1 to 255 bytes")
     if name in (".", "..") or "/" in name or "\\" in name:
         raise InvalidEvent("file name must be a single path component")

@@ -8,6 +8,7 @@ without one, python-socketio would let anyone in. ``/jobs`` lets clients follow 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from uuid import UUID
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_ROOMS_PER_CLIENT = 100
+WORKER_ID = re.compile(r"[A-Za-z0-9._:@-]{1,64}")
 
 
 class _Json:
@@ -71,6 +73,8 @@ class WorkerNamespace(socketio.AsyncNamespace):
     async def on_connect(self, sid: str, environ: dict[str, Any], auth_data: Any = None) -> None:
         worker_id = auth_data.get("workerId") if isinstance(auth_data, dict) else None
         token = auth_data.get("token") if isinstance(auth_data, dict) else None
+        if not isinstance(worker_id, str) or not WORKER_ID.fullmatch(worker_id):
+            raise socketio.exceptions.ConnectionRefusedError("invalid worker id")
         if not self.tokens.check(worker_id, token):
             log.warning("refused a worker connection: bad or missing token")
             raise socketio.exceptions.ConnectionRefusedError("invalid worker token")
@@ -82,16 +86,16 @@ class WorkerNamespace(socketio.AsyncNamespace):
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         await self.dispatcher.worker_disconnected(sid)
 
-    async def on_progress(self, sid: str, data: Any) -> None:
+    async def on_progress(self, sid: str, data: Any = None) -> None:
         await self.dispatcher.on_progress(sid, data)
 
-    async def on_completed(self, sid: str, data: Any) -> None:
+    async def on_completed(self, sid: str, data: Any = None) -> None:
         await self.dispatcher.on_completed(sid, data)
 
-    async def on_failed(self, sid: str, data: Any) -> None:
+    async def on_failed(self, sid: str, data: Any = None) -> None:
         await self.dispatcher.on_failed(sid, data)
 
-    async def on_stopped(self, sid: str, data: Any) -> None:
+    async def on_stopped(self, sid: str, data: Any = None) -> None:
         await self.dispatcher.on_stopped(sid, data)
 
     async def on_heartbeat(self, sid: str, data: Any = None) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import datetime
+import unicodedata
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from mediad.detect import detect_type
@@ -32,7 +34,7 @@ def parse_new_download(body: Any) -> tuple[str, JobType, dict[str, Any]]:
         raise BadRequest("the body must be a JSON object", code="invalid_body")
     unknown = set(body) - {"url", "type", "options"}
     if unknown:
-        raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}", code="unknown_field")
+        raise BadRequest(f"unknown field(s): {_names(unknown)}", code="unknown_field")
     url = parse_url(body.get("url"))
     raw_type = body.get("type")
     if raw_type is None:
@@ -54,15 +56,32 @@ def parse_url(value: Any) -> str:
     url = value.strip()
     if len(url) > MAX_URL_LENGTH:
         raise BadRequest(f"url is longer than {MAX_URL_LENGTH} characters", code="invalid_url")
-    if any(ord(ch) < 33 or ord(ch) == 127 for ch in url):
+    if any(_forbidden_char(ch) for ch in url):
         raise BadRequest("url must not contain spaces or control characters", code="invalid_url")
-    scheme, sep, rest = url.partition("://")
+    scheme, sep, _ = url.partition("://")
     if not sep or scheme.lower() not in ("http", "https"):
         raise BadRequest("only http and https URLs are accepted", code="unsupported_scheme")
-    host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1]
-    if not host or host.startswith(":"):
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # a port that is not a number from 0 to 65535 raises
+    except ValueError as exc:
+        raise BadRequest(f"url is not a valid URL: {exc}", code="invalid_url") from None
+    if not host:
         raise BadRequest("url has no host", code="invalid_url")
     return url
+
+
+def _forbidden_char(ch: str) -> bool:
+    """ASCII controls and space, C1 controls, and every Unicode separator (U+2028 …)."""
+    code = ord(ch)
+    return code < 33 or 127 <= code < 160 or unicodedata.category(ch) in ("Zs", "Zl", "Zp")
+
+
+def _names(keys: object) -> str:
+    """Unknown keys for an error message, each cut short: the answer must stay small."""
+    shown = [repr(k if len(k) <= 40 else k[:40] + "…") for k in sorted(map(str, keys))[:10]]  # type: ignore[call-overload]
+    return ", ".join(shown)
 
 
 def parse_options(job_type: JobType, value: Any) -> dict[str, Any]:
@@ -77,7 +96,8 @@ def parse_options(job_type: JobType, value: Any) -> dict[str, Any]:
         if check is None:
             allowed = ", ".join(sorted(checks)) or "none"
             raise BadRequest(
-                f"option {key!r} does not apply to {job_type.value} jobs (allowed: {allowed})",
+                f"option {_names([key])} does not apply to {job_type.value} jobs"
+                f" (allowed: {allowed})",
                 code="invalid_options",
             )
         options[key] = check(key, item)
@@ -181,7 +201,7 @@ def parse_list_query(query: Any) -> tuple[Status | None, int, tuple[datetime, UU
     limit = 50
     if "limit" in query:
         text = query["limit"]
-        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 200:
+        if not (text.isascii() and text.isdigit() and len(text) <= 3) or not 1 <= int(text) <= 200:
             raise BadRequest("limit must be a whole number from 1 to 200", code="bad_query")
         limit = int(text)
     after = decode_cursor(query["cursor"]) if query.get("cursor") else None
@@ -200,6 +220,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         created = datetime.fromisoformat(stamp)
         if created.tzinfo is None:
             raise ValueError("naive")
-        return created, UUID(job_id)
-    except (ValueError, UnicodeDecodeError):
+        return created.astimezone(UTC), UUID(job_id)  # overflows at the edges of time
+    except (ValueError, UnicodeDecodeError, OverflowError):
         raise BadRequest("cursor is not one this server gave out", code="bad_cursor") from None

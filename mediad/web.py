@@ -89,7 +89,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status < 400:
             raise
         code = _STATUS_CODES.get(exc.status, "http_error")
-        return error_response(exc.status, code, exc.reason)
+        message = {
+            404: f"no such route: {request.path[:200]}",
+            405: f"{request.method} is not allowed on {request.path[:200]}",
+        }.get(exc.status, exc.reason)
+        response = error_response(exc.status, code, message)
+        if "Allow" in exc.headers:  # RFC 9110: a 405 names the methods that are allowed
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -107,7 +114,10 @@ def auth_middleware(tokens: tuple[str, ...]):  # type: ignore[no-untyped-def]
         header = request.headers.get("Authorization", "")
         token = header[7:] if header.startswith("Bearer ") else None
         if not matches_any(token, tokens):
-            raise Unauthorized("send Authorization: Bearer <token> with a configured API token")
+            raise Unauthorized(
+                "send Authorization: Bearer <token> with a configured API token",
+                headers={"WWW-Authenticate": 'Bearer realm="mediad"'},
+            )
         return await handler(request)
 
     return check
