@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from mediad.auth import new_token
+from mediad.egress import tool_environment
 from mediad.errors import MediadError, ServiceError
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,9 @@ class Aria2Daemon:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=log_file,
+                # Each download names its proxy (the worker's egress guard); no_proxy from
+                # outside would let aria2 connect around it.
+                env=tool_environment(os.environ),
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )

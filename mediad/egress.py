@@ -15,11 +15,12 @@ itself, never to the name again: a DNS answer that changes between check and con
 (rebinding) cannot slip through. A refusal is a ``403`` with an ``X-Mediad-Egress:
 <reason>`` header, recorded in :attr:`EgressProxy.blocked`.
 
-The request head is read and checked in a coroutine; the bytes after it are relayed by
-two linked protocols (:class:`_Pipe`) that write what one side receives straight to the
-other side's transport and pause reading when the other side's buffer fills. No stream
-buffers, no copies, no task switch per chunk: a bulk download costs the proxy one
-``recv`` and one ``send`` per 256 KiB.
+The request head is collected by the client's protocol and checked in a task; the bytes
+after it are relayed by two linked protocols (:class:`_Pipe`) that write what one side
+receives straight to the other side's transport and pause reading when the other side's
+buffer fills. Unlike asyncio streams this costs no buffer copies and no task switch per
+chunk: a bulk download costs the proxy about one ``recv`` and one ``send`` per 256 KiB.
+(Plain asyncio streams took about half again as much CPU per byte here.)
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import logging
 import re
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import cast
@@ -111,6 +112,21 @@ class _Target:
     @property
     def tunnel(self) -> bool:
         return self.scheme == "connect"
+
+
+def tool_environment(base: Mapping[str, str], proxy_url: str | None = None) -> dict[str, str]:
+    """``base`` made safe for a tool behind the proxy: every ``*_proxy`` variable from
+    outside removed, and with ``proxy_url`` the standard ones pointing at it.
+
+    yt-dlp, aria2c, ffmpeg and curl all honour ``no_proxy`` even when given a proxy
+    flag, and connect directly to whatever it lists (``localhost``, ``10.0.0.0/8``,
+    ``*``); a child process given no flag (yt-dlp's ffmpeg, say) follows ``http_proxy``.
+    """
+    env = {k: v for k, v in base.items() if not k.lower().endswith("_proxy")}
+    if proxy_url is not None:
+        for name in ("http_proxy", "https_proxy", "all_proxy"):
+            env[name] = env[name.upper()] = proxy_url
+    return env
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -223,12 +239,14 @@ class EgressProxy:
             await relay.done
         except _Refusal as refusal:
             client.refuse(refusal.status, refusal.reason)
-        except Exception:
-            log.exception("egress proxy: unexpected error")
-            client.abort()
-        finally:
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                log.exception("egress proxy: unexpected error")
             if relay is not None:
-                relay.abort()  # a no-op once both sides are closed
+                relay.abort()
+            client.abort()
+            if not isinstance(exc, Exception):
+                raise
 
     def _parse_target(self, request: _Request) -> _Target:
         if request.method == "CONNECT":
@@ -242,9 +260,12 @@ class EgressProxy:
         authority = rest[:end].rpartition("@")[2]  # credentials are the client's business
         path = rest[end:].partition("#")[0]
         if scheme not in ALLOWED_SCHEMES:
-            reason = "scheme not allowed"
-            self._record(Blocked(authority, 0, None, f"{reason}: {scheme}"))
-            raise _Refusal(403, reason)
+            try:
+                host, port = _split_authority(authority, 0)
+            except _Refusal:
+                host, port = authority, 0
+            self._record(Blocked(host, port, None, f"scheme not allowed: {scheme}"))
+            raise _Refusal(403, "scheme not allowed")
         host, port = _split_authority(authority, 443 if scheme == "https" else 80)
         return _Target(scheme, host, port, authority, path if path.startswith("/") else "/" + path)
 
@@ -261,6 +282,7 @@ class EgressProxy:
                 raise _Refusal(502, f"cannot resolve {target.host} ({exc})") from None
             if not found:
                 raise _Refusal(502, f"cannot resolve {target.host} (no address)")
+        checked = []
         for raw in found:
             address = parse_host_literal(raw)
             if address is None:
@@ -271,7 +293,10 @@ class EgressProxy:
             if reason is not None:
                 self._record(Blocked(target.host, target.port, str(address), reason))
                 raise _Refusal(403, reason)
-        return found
+            # Connect to the address as checked, in canonical form; keep an IPv6 zone.
+            zone = raw.partition("%")[2] if isinstance(address, ipaddress.IPv6Address) else ""
+            checked.append(f"{address}%{zone}" if zone else str(address))
+        return checked
 
     def _is_self(self, address: IPAddress, port: int) -> bool:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -286,13 +311,14 @@ class EgressProxy:
         if target.scheme == "https":
             tls = self.tls_context or ssl.create_default_context()
         last_error: BaseException | None = None
-        for raw in addresses:
-            # AI_NUMERICHOST: parse the checked address, never look anything up.
-            family, type_, proto, _, sockaddr = socket.getaddrinfo(
-                raw, target.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
-            )[0]
-            sock = socket.socket(family, type_, proto)
+        for address in addresses:
+            sock = None
             try:
+                # AI_NUMERICHOST: parse the checked address, never look anything up.
+                family, type_, proto, _, sockaddr = socket.getaddrinfo(
+                    address, target.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+                )[0]
+                sock = socket.socket(family, type_, proto)
                 sock.setblocking(False)
                 async with asyncio.timeout(self.connect_timeout_s):
                     await loop.sock_connect(sock, sockaddr)
@@ -304,10 +330,12 @@ class EgressProxy:
                     )
                 return
             except (OSError, TimeoutError, ssl.SSLError) as exc:
-                sock.close()
                 last_error = exc
+                if sock is not None:
+                    sock.close()
             except BaseException:
-                sock.close()
+                if sock is not None:
+                    sock.close()
                 raise
         detail = f"{type(last_error).__name__}: {last_error}" if last_error else "no address"
         raise _Refusal(502, f"cannot connect to {target.host}:{target.port} ({detail})")
@@ -537,8 +565,8 @@ class _Relay:
             origin.transport.write(self._preamble)
         if self._rest:
             client.forward(self._rest)
-        if client.eof_seen:
-            self.on_eof(client)
+        if client.eof_seen and not self.on_eof(client):
+            return
         client.transport.resume_reading()
         self._idle_timer = self.loop.call_later(self.proxy.idle_timeout_s, self._check_idle)
 
@@ -558,9 +586,9 @@ class _Relay:
     def on_lost(self, pipe: _Pipe, exc: Exception | None) -> None:
         self._lost.add(pipe)
         other = self.origin if pipe is self.client else self.client
-        if other is not None and other.transport is not None:
+        if other is not None and other.transport is not None and not other.lost:
             if pipe is self.client or exc is not None:
-                other.transport.abort()
+                other.abort()
             else:
                 other.transport.close()  # the client gets what is queued, then EOF
         if other is None or other in self._lost:

@@ -116,10 +116,19 @@ def _classify(address: IPAddress) -> str | None:
     for form, inner in _embedded_ipv4(address):
         reason = _classify(inner)
         if reason is not None:
-            return f"{reason} (via {form} {address})"
+            return f"{reason} (via {form} {_show(address)})"
     if address in _NAT64_LOCAL:
         return f"local-use NAT64 address {address}"
     return None
+
+
+def _show(address: ipaddress.IPv6Address) -> str:
+    """IPv6 with its last 32 bits dotted where they hold IPv4: ``::ffff:10.1.2.3``."""
+    prefixes = ((_MAPPED, "::ffff:"), (_TRANSLATED, "::ffff:0:"), (_COMPATIBLE, "::"))
+    for network, prefix in (*prefixes, (_NAT64, "64:ff9b::")):
+        if address in network:
+            return prefix + str(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return str(address)
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
@@ -166,6 +175,8 @@ def parse_host_literal(host: str) -> IPAddress | None:
         return _parse_ipv6(text)
     if "%" in text:
         text = unquote(text)
+        if ":" in text:  # "%3A%3A1": no URL parser reads that as IPv6, but be safe
+            return _parse_ipv6(text)
     if text.endswith("."):
         text = text[:-1]
     return _parse_ipv4(text)

@@ -18,7 +18,7 @@ import socketio
 
 from mediad import results
 from mediad.aria2 import Aria2Rpc
-from mediad.egress import EgressProxy
+from mediad.egress import EgressProxy, tool_environment
 from mediad.netpolicy import NetPolicy
 from mediad.worker import procs, run_aria2, run_ytdlp
 from mediad.worker.jobs import JobContext, JobFailed, ProgressEmitter, publish, remove_tree
@@ -55,6 +55,7 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         await self.egress.start()
+        procs.use_environment(tool_environment(os.environ, self.egress.url))
         try:
             if not await self._connect():
                 return 1

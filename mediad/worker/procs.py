@@ -23,6 +23,16 @@ from pathlib import Path
 READ_LIMIT = 1 << 20
 _PR_SET_PDEATHSIG = 1
 
+# The environment every tool gets (see ``use_environment``); None: this process's own.
+_tool_env: dict[str, str] | None = None
+
+
+def use_environment(env: dict[str, str]) -> None:
+    """Start every tool from now on with ``env`` (the worker's, with the proxy variables
+    pointing at its egress guard and no ``no_proxy`` to slip past it)."""
+    global _tool_env
+    _tool_env = dict(env)
+
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
     """Ask the kernel to send ``sig`` to this process when its parent thread dies."""
@@ -130,7 +140,7 @@ async def spawn(argv: Sequence[str], cwd: Path, env: dict[str, str] | None = Non
     proc = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
-        env=env,
+        env=env if env is not None else _tool_env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -175,6 +185,9 @@ def _child(entry: Callable[[list[str]], object], argv: list[str], cwd: Path, out
         os.dup2(out_fd, 2)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
         os.chdir(cwd)
+        if _tool_env is not None:  # yt-dlp and the ffmpeg it starts read these
+            os.environ.clear()
+            os.environ.update(_tool_env)
         # Fresh streams on fds 1 and 2: whatever sys.stdout was in the parent (a logging
         # redirect, a test's capture) is not the pipe.
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)

@@ -33,7 +33,8 @@ from mediad.worker.progress import RUNNING_MAX, Progress
 from mediad.worker.settings import WorkerSettings
 
 # What an input (and every playlist or segment it names) may be read over.
-PROTOCOLS = "http,https,tcp,tls,crypto"
+# httpproxy: how ffmpeg tunnels HTTPS through the egress proxy. Never `file`.
+PROTOCOLS = "http,https,tcp,tls,crypto,httpproxy"
 # container option -> (ffmpeg format name, file extension)
 CONTAINERS = {"mp4": ("mp4", "mp4"), "mkv": ("matroska", "mkv")}
 DEFAULT_CONTAINER = "mp4"

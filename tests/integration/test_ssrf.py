@@ -112,3 +112,25 @@ async def test_allow_private_lets_the_same_download_through(
         finally:
             await api.close()
             internal.hits.clear()
+
+
+async def test_no_proxy_in_the_environment_opens_no_way_around_the_guard(
+    new_config, media_server: MediaServer, internal: Internal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every tool honours no_proxy even when given a proxy flag; workers inherit the
+    service's environment. The tools must get it scrubbed."""
+    from tests.support.harness import running_service
+
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "*")
+    config = await new_config(queue={"concurrency": 1}, workers={"processes": 1})
+    async with running_service(config) as service:
+        api = Api(service.base_url)
+        try:
+            for job_type in ("aria2", "ytdlp", "ffmpeg"):
+                name = f"noproxy-{job_type}" + (".m3u8" if job_type == "ffmpeg" else ".mp4")
+                media_server.add_redirect(name, internal.url("x.mp4"))
+                await _fails_blocked(api, media_server.url(name), job_type)
+            assert internal.hits == []
+        finally:
+            await api.close()

@@ -45,13 +45,19 @@ def test_ffmpeg_args_copy_into_an_explicit_format(container: str) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [build_args("ffmpeg", URL, OUT, "mp4"), build_probe_args("ffprobe", URL)],
-    ids=["ffmpeg", "ffprobe"],
+    [
+        build_args("ffmpeg", URL, OUT, "mp4"),
+        build_probe_args("ffprobe", URL),
+        build_args("ffmpeg", URL, OUT, "mp4", "http://127.0.0.1:1"),
+    ],
+    ids=["ffmpeg", "ffprobe", "ffmpeg-via-proxy"],
 )
 def test_remote_input_never_allows_local_protocols(args: list[str]) -> None:
     allowed = value_after(args, "-protocol_whitelist").split(",")
-    assert allowed == PROTOCOLS.split(",") == ["http", "https", "tcp", "tls", "crypto"]
-    assert "file" not in allowed
+    assert allowed == PROTOCOLS.split(",")
+    assert allowed == ["http", "https", "tcp", "tls", "crypto", "httpproxy"]
+    local = {"file", "pipe", "fd", "concat", "concatf", "subfile", "data", "unix", "cache"}
+    assert not local & set(allowed)
     assert args.count("-protocol_whitelist") == 1
     assert value_after(args, "-i") == URL
 
@@ -184,3 +190,9 @@ def test_a_non_executable_configured_tool_is_missing(tmp_path: Path) -> None:
     assert not os.access(plain, os.X_OK)
     with pytest.raises(JobFailed, match="not found"):
         find_tools(settings(tmp_path, ffmpeg=str(plain)))
+
+
+def test_the_egress_proxy_comes_before_the_input() -> None:
+    args = build_args("ffmpeg", URL, OUT, "mp4", "http://127.0.0.1:9")
+    assert value_after(args, "-http_proxy") == "http://127.0.0.1:9"
+    assert args.index("-http_proxy") < args.index("-i")
