@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 from mediad.models import JobType
 
 TWITTER_HOSTS = frozenset(
-    {"twitter.com", "x.com", "www.twitter.com", "www.x.com", "mobile.twitter.com", "mobile.x.com"}
-)
+    {"twitter.com", "x.com", "www.twitter.com", "www.x.com", "mobile.twitter.com",
+     "mobile.x.com", "m.twitter.com", "m.x.com"}
+)  # fmt: skip
 STREAM_EXTENSIONS = frozenset({".m3u8", ".mpd"})
 DIRECT_EXTENSIONS = frozenset(
     {
@@ -29,7 +30,11 @@ DIRECT_EXTENSIONS = frozenset(
 _STATUS_PATH = re.compile(r"^/(?:i(?:/web)?|[A-Za-z0-9_]{1,15})/status(?:es)?/(\d{1,25})(?:/|$)")
 _USER_PATH = re.compile(r"^/([A-Za-z0-9_]{1,15})/?(?:media/?|with_replies/?)?$")
 # Paths on twitter.com that are not user names.
-_RESERVED = frozenset({"home", "explore", "search", "settings", "i", "messages", "notifications"})
+_RESERVED = frozenset(
+    {"home", "explore", "search", "settings", "i", "messages", "notifications", "login",
+     "logout", "signup", "tos", "privacy", "compose", "about", "jobs", "lists", "hashtag",
+     "intent", "share", "account", "download"}
+)  # fmt: skip
 
 
 def detect_type(url: str) -> JobType:

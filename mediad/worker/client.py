@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Mapping
 from typing import Any
 
 import socketio
@@ -55,7 +56,7 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         await self.egress.start()
-        procs.use_environment(tool_environment(os.environ, self.egress.url))
+        procs.use_environment(tools_environment(os.environ, self.egress.url))
         try:
             if not await self._connect():
                 return 1
@@ -217,6 +218,9 @@ class Worker:
         except asyncio.CancelledError:
             await ctx.emitter.close()
             raise
+        except Exception as exc:  # a bug in a runner: say so now, not after the watchdog
+            log.exception("the %s runner failed", ctx.type, extra=extra)
+            await self._fail(ctx, "internal_error", f"mediad's {ctx.type} runner failed: {exc!r}")
 
     def _check_egress(self) -> None:
         """A refused connection fails the job with the guard's reason, whatever the tool
@@ -255,6 +259,13 @@ class Worker:
             "failed",
             {"jobId": ctx.job_id, "attempt": ctx.attempt, "errorCode": code, "message": message},
         )
+
+
+def tools_environment(env: Mapping[str, str], proxy_url: str) -> dict[str, str]:
+    """What tools run with: neither this worker's secrets (its token, the aria2 secret in
+    its settings) nor a way around the egress guard."""
+    own = {k: v for k, v in env.items() if not k.startswith("MEDIAD_WORKER_")}
+    return tool_environment(own, proxy_url)
 
 
 def _progress_payload(job_id: str, attempt: int, p: Progress) -> dict[str, Any]:

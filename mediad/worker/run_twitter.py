@@ -2,7 +2,8 @@
 
 A tweet URL runs ``twmd -B -t ID -o OUT``; a profile URL runs ``twmd -B -u NAME -a|-i|-v
 [-r] [-n N] -o OUT``; with cookies configured, ``-L`` (they are copied into twmd's
-working directory as ``twmd_cookies.json``, mode 0600), with a proxy, ``-p URL``.
+working directory as ``twmd_cookies.json``, mode 0600); and ``-p URL``: the worker's
+egress guard, or ``twitter.proxy`` when the operator set one (see :func:`pick_proxy`).
 twmd runs with stdin closed, in a fresh working directory inside ``tmp/{jobId}``, in its
 own process group and without the worker's secrets in its environment.
 
@@ -64,12 +65,13 @@ STOP_GRACE_S = 2.0
 # After twmd closed its output it should be gone; a process that lingers is killed.
 EXIT_WAIT_S = 10.0
 CHUNK_BYTES = 64 * 1024
-MAX_PENDING_CHARS = 64 * 1024
+MAX_LINE_CHARS = 64 * 1024
 
 COOKIES_NAME = "twmd_cookies.json"
 CWD_NAME = "twmd-cwd"
 OUT_NAME = "twmd-out"
 MEDIA_FLAGS = {"images": "-i", "videos": "-v", "all": "-a"}
+MAX_TWEETS = 3000  # as mediad.requests allows; twmd's own default
 RETWEET_PREFIX = "RE-"
 # What twitter_target may hand over; anything else never reaches twmd's command line.
 _TWEET_ID = re.compile(r"[0-9]{1,25}")
@@ -89,16 +91,16 @@ async def run(ctx: JobContext) -> list[Path]:
     mode, name = target_of(ctx.url)
     twmd = find_twmd(ctx.settings)
     limits = limits_from_env(os.environ)
-    cwd, out_dir = ctx.work_dir / CWD_NAME, ctx.work_dir / OUT_NAME
+    # Absolute: twmd runs in `cwd`, and resolves a relative -o from there.
+    cwd, out_dir = (ctx.work_dir / CWD_NAME).absolute(), (ctx.work_dir / OUT_NAME).absolute()
     extra = {"jobId": ctx.job_id, "stage": "downloading"}
     try:
         for path in (cwd, out_dir):  # every attempt starts from nothing
             remove_tree(path)
             path.mkdir(parents=True)
         login = install_cookies(ctx.settings.twitter_cookies, cwd)
-        args = build_args(
-            (mode, name), ctx.options, out_dir, login=login, proxy=ctx.settings.twitter_proxy
-        )
+        proxy = pick_proxy(ctx.settings.twitter_proxy, ctx.proxy_url)
+        args = build_args((mode, name), ctx.options, out_dir, login=login, proxy=proxy)
         out, code = await _run_twmd(ctx, [twmd, *args], cwd, out_dir, limits)
         files, missing = collect(out_dir, out.downloaded) if code == 0 else ([], [])
         failure = classify(out, code, len(files), mode=mode)
@@ -158,11 +160,18 @@ def build_args(
         args += option("-t", "--tweet", value)
     elif mode == "user":
         args += option("-u", "--user", value)
-        args.append(MEDIA_FLAGS[options.get("mediaType") or "all"])
+        media_type = options.get("mediaType") or "all"
+        max_tweets = options.get("maxTweets")
+        # The service validated these; a worker still refuses what twmd would misread.
+        if media_type not in MEDIA_FLAGS or not (
+            max_tweets is None or (type(max_tweets) is int and 1 <= max_tweets <= MAX_TWEETS)
+        ):
+            raise JobFailed("invalid_options", "mediaType or maxTweets is not valid")
+        args.append(MEDIA_FLAGS[media_type])
         if options.get("includeRetweets"):
             args.append("-r")
-        if options.get("maxTweets") is not None:
-            args += option("-n", "--nbr", str(int(options["maxTweets"])))
+        if max_tweets is not None:
+            args += option("-n", "--nbr", str(max_tweets))
     else:
         raise ValueError(f"unknown twmd target {mode!r}")
     args += option("-o", "--output", str(out_dir))
@@ -184,6 +193,14 @@ def option(short: str, long: str, value: str) -> list[str]:
     if value.startswith("-"):
         return [f"{long}={value}"]
     return [short, value]
+
+
+def pick_proxy(configured: str | None, guard: str | None) -> str | None:
+    """The one proxy twmd can take (``-p``): the worker's egress guard, unless the
+    operator set ``twitter.proxy`` (TWITTER_PROXY), which the guard cannot be chained
+    to. Without the guard, twmd's destinations are still not the user's choice: the job
+    gives a tweet id or a user name, and the media URLs come from Twitter/X's API."""
+    return configured or guard
 
 
 def find_twmd(settings: WorkerSettings) -> str:
@@ -327,9 +344,9 @@ async def _follow(
     """Watch a running twmd until its output ends: progress, the limits, prompts."""
     loop = asyncio.get_running_loop()
     started = last_active = next_scan = loop.time()
-    lines_seen, last_bytes, last_scan = 0, -1, started
+    meter = _DiskMeter(out_dir)
+    lines_seen = 0
     sent: tuple[int, int, int | None] | None = None
-    speed: int | None = None
     while not reader.done():
         await asyncio.wait({reader}, timeout=TICK_S)
         now = loop.time()
@@ -339,16 +356,18 @@ async def _follow(
         if out.lines != lines_seen:
             lines_seen, last_active = out.lines, now
         if now >= next_scan or reader.done():
-            size = await asyncio.to_thread(dir_bytes, out_dir)
-            if last_bytes >= 0 and now > last_scan:
-                speed = max(0, round((size - last_bytes) / (now - last_scan)))
-            if size != last_bytes:
-                last_active = now
-            last_bytes, last_scan, next_scan = size, now, now + SCAN_S
-            if sent != (size, len(out.downloaded), speed):
-                sent = (size, len(out.downloaded), speed)
+            next_scan = now + SCAN_S
+            if await meter.measure(now):
+                last_active = now  # a long video prints nothing until it is done
+            if sent != (reading := (meter.size, len(out.downloaded), meter.speed)):
+                sent = reading
                 ctx.report(
-                    Progress(stage="downloading", progress=None, speed=speed, downloaded_bytes=size)
+                    Progress(
+                        stage="downloading",
+                        progress=None,
+                        speed=meter.speed,
+                        downloaded_bytes=meter.size,
+                    )
                 )
         if reader.done():
             break
@@ -363,6 +382,26 @@ async def _follow(
             )
 
 
+class _DiskMeter:
+    """The bytes under twmd's output folder, files in flight included, and how fast they
+    grow: what twmd itself never says."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.size = 0
+        self.speed: int | None = None
+        self._measured_at: float | None = None
+
+    async def measure(self, now: float) -> bool:
+        """Measure again; returns whether the size changed."""
+        size = await asyncio.to_thread(dir_bytes, self.root)
+        if self._measured_at is not None and now > self._measured_at:
+            self.speed = max(0, round((size - self.size) / (now - self._measured_at)))
+        changed = size != self.size
+        self.size, self._measured_at = size, now
+        return changed
+
+
 async def _feed(proc: procs.ToolProcess, out: TwmdOutput) -> None:
     # ToolProcess.lines() waits for a newline, and twmd prints its prompts without one.
     async for line in output_lines(proc._reader):
@@ -371,20 +410,25 @@ async def _feed(proc: procs.ToolProcess, out: TwmdOutput) -> None:
 
 async def output_lines(reader: asyncio.StreamReader) -> AsyncIterator[str]:
     """Lines of output (``\\n``, ``\\r\\n`` or ``\\r`` ended, blank ones skipped), plus an
-    unterminated tail as soon as it reads as a login prompt."""
+    unterminated tail as soon as it reads as a login prompt. A line longer than
+    ``MAX_LINE_CHARS`` is nothing twmd prints: it is dropped whole."""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    pending = ""
+    pending, skipping = "", False
     while chunk := await reader.read(CHUNK_BYTES):
         pending += decoder.decode(chunk)
         *complete, pending = _NEWLINES.split(pending)
         for line in complete:
-            if line.strip():
+            if skipping:  # the end of the over-long line
+                skipping = False
+            elif line.strip() and len(line) <= MAX_LINE_CHARS:
                 yield line
-        if is_prompt(pending):
+        if skipping:
+            pending = ""
+        elif is_prompt(pending):
             yield pending
             pending = ""
-        elif len(pending) > MAX_PENDING_CHARS:
-            pending = ""  # an endless line: nothing twmd prints, drop it
+        elif len(pending) > MAX_LINE_CHARS:
+            pending, skipping = "", True
     pending += decoder.decode(b"", final=True)
-    if pending.strip():
+    if pending.strip() and not skipping:
         yield pending

@@ -21,6 +21,8 @@ tweet 6         two images; the copy of one fails: "Downloaded" for both, one fi
 tweet 404       ``Error retrieve tweet``, exit 0
 tweet 405       ``tweet with ID 405 not found``, exit 1 (as any id not listed here)
 tweet 500       the image's URL answers 500: ``error``, nothing written, exit 0
+tweet 169       an image on 169.254.169.254 (cloud metadata): the worker's egress guard
+                must refuse it (403: ``error``)
 tweet 777       hangs, printing nothing (for time limits and cancellation)
 tweet 888       writes half of its video, prints ``Downloaded NAME``, then a Go panic
                 on stderr, exit 2
@@ -96,6 +98,7 @@ class Media:
     size: int
     query: str = ""  # for the media server, e.g. "status=500"
     copy_fails: bool = False  # twmd's os.Create failed: "Downloaded" all the same
+    origin: str = ""  # another host than the media server's, e.g. "http://169.254.169.254"
 
     @property
     def path(self) -> str:
@@ -125,6 +128,7 @@ TWEETS: dict[str, Tweet] = {
     "6": Tweet("6", (_img("Tw6Kept.jpg", 30_000), _img("Tw6Lost.jpg", 30_000, copy_fails=True))),
     "500": Tweet("500", (_img("Tw500Broken.jpg", 1_000, query="status=500"),)),
     "888": Tweet("888", (_video("Tw888Cut.mp4", 500_000),)),
+    "169": Tweet("169", (_img("Tw169Meta.jpg", 1_000, origin="http://169.254.169.254"),)),
 }
 USERS: dict[str, tuple[Tweet, ...]] = {
     "alice": (
@@ -146,7 +150,7 @@ def media_blobs() -> dict[str, bytes]:
     random data, the same in the test and here)."""
     every = [m for t in TWEETS.values() for m in t.media]
     every += [m for timeline in USERS.values() for t in timeline for m in t.media]
-    return {m.path: _content(m) for m in every if not m.query}
+    return {m.path: _content(m) for m in every if not (m.query or m.origin)}
 
 
 def _content(m: Media) -> bytes:
@@ -340,7 +344,7 @@ class Downloader:
         self.threads: list[threading.Thread] = []
 
     def url_of(self, m: Media) -> str:
-        url = f"{self.base_url}/{m.path}"
+        url = f"{m.origin or self.base_url}/{m.path}"
         if m.kind == "video":
             return url  # twmd cuts the query off video URLs
         query = [m.query] if m.query else []
@@ -449,7 +453,7 @@ def _record(argv: list[str], output: str) -> None:
         "cookiesUsable": _cookies_usable(Path.cwd()),
         "outputFiles": files,
     }
-    tmp = Path(state) / f".{os.getpid()}.json"
+    tmp = Path(state) / f"{os.getpid()}.json.tmp"  # not "*.json" until complete
     tmp.write_text(json.dumps(record))
     tmp.rename(Path(state) / f"{os.getpid()}.json")
 

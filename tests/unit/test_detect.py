@@ -163,3 +163,14 @@ def test_twitter_target(url: str, expected: tuple[str, str]) -> None:
 )
 def test_twitter_target_none(url: str) -> None:
     assert twitter_target(url) is None
+
+
+@pytest.mark.parametrize(
+    "url", ["https://x.com/login", "https://twitter.com/tos", "https://x.com/compose/post"]
+)
+def test_site_pages_are_not_profiles(url: str) -> None:
+    assert twitter_target(url) is None
+
+
+def test_the_m_host_is_twitter_too() -> None:
+    assert detect_type("https://m.twitter.com/jack/status/20") is JobType.TWITTER
