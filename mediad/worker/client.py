@@ -261,10 +261,14 @@ class Worker:
         )
 
 
+# The service's secrets, which a worker (a remote one especially) may have inherited.
+SECRET_ENV = frozenset({"DATABASE_URL", "REDIS_URL", "WORKER_TOKEN"})
+
+
 def tools_environment(env: Mapping[str, str], proxy_url: str) -> dict[str, str]:
-    """What tools run with: neither this worker's secrets (its token, the aria2 secret in
-    its settings) nor a way around the egress guard."""
-    own = {k: v for k, v in env.items() if not k.startswith("MEDIAD_WORKER_")}
+    """What every tool runs with: none of mediad's settings or secrets (the worker's token,
+    the aria2 secret in its settings, database URLs) and no way around the egress guard."""
+    own = {k: v for k, v in env.items() if not k.startswith("MEDIAD_") and k not in SECRET_ENV}
     return tool_environment(own, proxy_url)
 
 

@@ -63,6 +63,12 @@ class ToolProcess:
                 if part:
                     yield part
 
+    @property
+    def output(self) -> asyncio.StreamReader:
+        """The raw merged output, for a tool whose text ``lines()`` cannot split (twmd's
+        prompts end without a newline)."""
+        return self._reader
+
     async def wait(self) -> int:
         return await asyncio.shield(self._waiter)
 

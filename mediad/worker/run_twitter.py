@@ -77,10 +77,9 @@ RETWEET_PREFIX = "RE-"
 _TWEET_ID = re.compile(r"[0-9]{1,25}")
 _USER_NAME = re.compile(r"[A-Za-z0-9_]{1,50}")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
+
+
 # Secrets of the service and the worker that a third-party tool has no use for.
-_SECRET_ENV = frozenset({"DATABASE_URL", "REDIS_URL", "WORKER_TOKEN"})
-
-
 @dataclass(frozen=True)
 class Limits:
     idle_s: float = IDLE_S
@@ -239,11 +238,6 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def tool_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The worker's environment without its token, settings and the service's secrets."""
-    return {k: v for k, v in env.items() if not k.startswith("MEDIAD_") and k not in _SECRET_ENV}
-
-
 def install_cookies(source: str | None, cwd: Path) -> bool:
     """Copy the configured cookies where twmd looks for them (its working directory),
     readable by this user only. Returns whether there are cookies (and so ``-L``)."""
@@ -315,7 +309,8 @@ async def _run_twmd(
     """Run twmd to its end (or to a limit, a prompt or a cancel: then the whole process
     group is killed), reporting progress. Returns its output and exit code."""
     try:
-        proc = ctx.attach(await procs.spawn(argv, cwd=cwd, env=tool_env(os.environ)))
+        # The environment every tool gets (procs.use_environment): no secrets, the guard.
+        proc = ctx.attach(await procs.spawn(argv, cwd=cwd))
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise
@@ -404,7 +399,7 @@ class _DiskMeter:
 
 async def _feed(proc: procs.ToolProcess, out: TwmdOutput) -> None:
     # ToolProcess.lines() waits for a newline, and twmd prints its prompts without one.
-    async for line in output_lines(proc._reader):
+    async for line in output_lines(proc.output):
         out.feed(line)
 
 

@@ -25,7 +25,6 @@ from mediad.worker.run_twitter import (
     option,
     output_lines,
     target_of,
-    tool_env,
 )
 from mediad.worker.settings import WorkerSettings
 from tests.support import twmd_standin
@@ -236,24 +235,6 @@ def test_find_twmd(tmp_path: Path) -> None:
 def test_limits_from_the_environment(env: dict[str, str], idle_s: float, total_s: float) -> None:
     limits = limits_from_env(env)
     assert (limits.idle_s, limits.total_s) == (idle_s, total_s)
-
-
-def test_twmd_gets_no_secrets() -> None:
-    env = {
-        "PATH": "/usr/bin",
-        "HOME": "/root",
-        "MEDIAD_WORKER_TOKEN": "secret",
-        "MEDIAD_WORKER_SETTINGS": "{}",
-        "WORKER_TOKEN": "secret",
-        "DATABASE_URL": "postgresql://u:p@h/d",
-        "REDIS_URL": "redis://h",
-        "TWMD_STANDIN_MEDIA_URL": "http://127.0.0.1:1",
-    }
-    assert tool_env(env) == {
-        "PATH": "/usr/bin",
-        "HOME": "/root",
-        "TWMD_STANDIN_MEDIA_URL": "http://127.0.0.1:1",
-    }
 
 
 def test_cookies_are_copied_for_this_user_only(tmp_path: Path) -> None:
