@@ -253,7 +253,7 @@ async def test_a_multi_file_job_downloads_as_a_zip(
 @pytest.fixture(scope="module")
 async def watchdog_service(new_module_config: Any) -> Any:
     config = await new_module_config(
-        queue={"watchdog_s": 2, "max_attempts": 2, "retry_backoff_s": 0.1, "concurrency": 2},
+        queue={"watchdog_s": 3, "max_attempts": 2, "retry_backoff_s": 0.1, "concurrency": 2},
         workers={"heartbeat_s": 0.25, "processes": 2},
     )
     async with running_service(config) as service:
@@ -280,7 +280,7 @@ async def test_a_slow_download_that_progresses_is_left_alone(
 ) -> None:
     api = Api(watchdog_service.base_url)
     try:
-        # 4 MiB at 600 kB/s: about 7 s, far over the 2 s watchdog, always moving.
+        # 4 MiB at 600 kB/s: about 7 s, far over the 3 s watchdog, always moving.
         url = media_server.url("blob.bin", rate=600_000)
         job_id = (await api.submit(url, type="aria2"))["jobId"]
         job = await api.wait_status(job_id, "failed", "completed", timeout_s=60)
