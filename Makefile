@@ -1,16 +1,33 @@
-# The commands people type. `make run` and `make test` set everything up first.
-.PHONY: run test setup lint format bench clean
+# The commands people type. `make run` and `make test` set everything up first, the web
+# page included (rebuilt only when its sources are newer than the build).
+.PHONY: run test setup setup-test page lint format bench clean
 
 PY := .venv/bin/python
+PAGE := mediad/static/index.html
+PAGE_SOURCES := $(shell find ui/src ui/public -type f 2>/dev/null) \
+	$(wildcard ui/*.json ui/*.ts ui/*.html ui/scripts/*) mediad/openapi.yaml
 
-run: setup
+run: setup page
 	$(PY) -m mediad serve
 
-test: setup
+test: setup-test page
+	cd ui && npm test
 	$(PY) -m pytest
 
 setup:
 	@scripts/setup.sh
+
+setup-test:
+	@scripts/setup.sh --test
+
+# The page: `npm ci` when the lockfile changed, then the build into mediad/static/.
+page: $(PAGE)
+
+$(PAGE): ui/node_modules/.package-lock.json $(PAGE_SOURCES)
+	cd ui && npm run build
+
+ui/node_modules/.package-lock.json: ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund
 
 lint: setup
 	$(PY) -m ruff check .
@@ -20,8 +37,8 @@ format: setup
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-bench: setup
+bench: setup page
 	$(PY) -m tests.bench
 
 clean:
-	rm -rf .venv .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf .venv .pytest_cache .ruff_cache build dist *.egg-info mediad/static ui/node_modules

@@ -3,9 +3,20 @@ the API's bearer tokens. Every comparison is constant-time."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def public(handler: F) -> F:
+    """Mark a request handler as open to everyone, API tokens or not: the page and the
+    API description, which carry no job data."""
+    handler.public = True  # type: ignore[attr-defined]
+    return handler
 
 
 def new_token() -> str:
@@ -47,3 +58,48 @@ class WorkerTokens:
         )
         # A remote worker may not borrow the id of a local one.
         return own or (shared and expected is None)
+
+
+class FileLinks:
+    """Signed links to a job's files, for clients that cannot send a header (a browser's
+    ``<video src>``, a plain link). Only when API tokens are set: the key is derived from
+    them, so changing the tokens revokes every link, and every instance with the same
+    tokens accepts the same links."""
+
+    TTL_S = 12 * 3600
+
+    def __init__(self, api_tokens: Iterable[str]) -> None:
+        tokens = sorted(api_tokens)
+        self._key = (
+            hashlib.sha256(b"mediad file links\0" + "\0".join(tokens).encode()).digest()
+            if tokens
+            else None
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self._key is not None
+
+    def sign(self, job_id: str, name: str | None, now: float) -> dict[str, str]:
+        """The query parameters that make a link to ``name`` (None: the zip) valid."""
+        if self._key is None:
+            return {}
+        expires = str(int(now) + self.TTL_S)
+        return {"expires": expires, "signature": self._mac(job_id, name, expires)}
+
+    def check(
+        self, job_id: str, name: str | None, expires: object, signature: object, now: float
+    ) -> bool:
+        if self._key is None or not isinstance(expires, str) or not isinstance(signature, str):
+            return False
+        if not (expires.isascii() and expires.isdigit() and len(expires) <= 12):
+            return False
+        if int(expires) < now:
+            return False
+        expected = self._mac(job_id, name, expires)
+        return hmac.compare_digest(signature.encode(), expected.encode())
+
+    def _mac(self, job_id: str, name: str | None, expires: str) -> str:
+        assert self._key is not None
+        message = f"{job_id}\n{'' if name is None else name}\n{expires}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()

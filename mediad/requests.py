@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -185,27 +186,77 @@ def parse_job_id(value: str) -> UUID:
         raise BadRequest("the job id must be a UUID", code="invalid_job_id") from None
 
 
-def parse_list_query(query: Any) -> tuple[Status | None, int, tuple[datetime, UUID] | None]:
-    """(status, limit, after) from ``GET /downloads``'s query string."""
-    unknown = set(query) - {"status", "limit", "cursor"}
+MAX_SEARCH_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """``GET /downloads``'s query: which jobs, how many, from where."""
+
+    statuses: tuple[Status, ...] | None = None  # None: every status
+    search: str | None = None  # a case-insensitive part of the URL or the file name
+    limit: int = 50
+    after: tuple[datetime, UUID] | None = None
+
+
+def parse_list_query(query: Any) -> ListQuery:
+    unknown = set(query) - {"status", "limit", "cursor", "q"}
     if unknown:
         raise BadRequest(f"unknown parameter(s): {', '.join(sorted(unknown))}", code="bad_query")
-    status = None
-    if query.get("status"):
-        try:
-            status = Status(query["status"])
-        except ValueError:
-            raise BadRequest(
-                f"status must be one of {', '.join(s.value for s in Status)}", code="bad_query"
-            ) from None
     limit = 50
     if "limit" in query:
         text = query["limit"]
         if not (text.isascii() and text.isdigit() and len(text) <= 3) or not 1 <= int(text) <= 200:
             raise BadRequest("limit must be a whole number from 1 to 200", code="bad_query")
         limit = int(text)
-    after = decode_cursor(query["cursor"]) if query.get("cursor") else None
-    return status, limit, after
+    return ListQuery(
+        statuses=_statuses(query.get("status") or ""),
+        search=_search(query.get("q") or ""),
+        limit=limit,
+        after=decode_cursor(query["cursor"]) if query.get("cursor") else None,
+    )
+
+
+def _statuses(text: str) -> tuple[Status, ...] | None:
+    """One status or several, comma-separated (``running,paused``)."""
+    if not text:
+        return None
+    try:
+        found = tuple(dict.fromkeys(Status(part) for part in text.split(",")))
+    except ValueError:
+        raise BadRequest(
+            f"status must be one or more (comma-separated) of {', '.join(s.value for s in Status)}",
+            code="bad_query",
+        ) from None
+    return found
+
+
+def _search(text: str) -> str | None:
+    if not text:
+        return None
+    if len(text) > MAX_SEARCH_LENGTH or any(_control_char(ch) for ch in text):
+        raise BadRequest(
+            f"q must be at most {MAX_SEARCH_LENGTH} characters, without control characters",
+            code="bad_query",
+        )
+    return text
+
+
+def _control_char(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Cc", "Cs")
+
+
+def parse_detect_query(query: Any) -> str:
+    """The URL of ``GET /detect?url=``, checked like ``POST /downloads``'s."""
+    unknown = set(query) - {"url"}
+    if unknown:
+        raise BadRequest(f"unknown parameter(s): {', '.join(sorted(unknown))}", code="bad_query")
+    return parse_url(query.get("url"))
+
+
+def option_names(job_type: JobType) -> list[str]:
+    """The options a job of this type accepts."""
+    return sorted(_OPTION_CHECKS[job_type])
 
 
 def encode_cursor(created_at: datetime, job_id: UUID) -> str:

@@ -132,13 +132,23 @@ class Store:
         return Job.from_row(row) if row else None
 
     async def list_jobs(
-        self, *, status: Status | None, limit: int, after: tuple[datetime, UUID] | None
+        self,
+        *,
+        statuses: tuple[Status, ...] | None = None,
+        search: str | None = None,
+        limit: int,
+        after: tuple[datetime, UUID] | None = None,
     ) -> list[Job]:
-        """Newest first; ``after`` is the (created_at, id) of the last job of the previous page."""
-        where, args = [], []
-        if status is not None:
-            args.append(status.value)
-            where.append(f"status = ${len(args)}")
+        """Newest first; ``after`` is the (created_at, id) of the last job of the previous page.
+        ``search`` matches a part of the URL or the file name, ignoring case."""
+        where: list[str] = []
+        args: list[Any] = []
+        if statuses:
+            args.append([s.value for s in statuses])
+            where.append(f"status = ANY(${len(args)}::text[])")
+        if search:
+            args.append("%" + _escape_like(search) + "%")
+            where.append(f"(url ILIKE ${len(args)} OR filename ILIKE ${len(args)})")
         if after is not None:
             args.extend(after)
             where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
@@ -297,3 +307,8 @@ class Store:
         async with self._conn() as conn:
             rows = await conn.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status")
         return {r["status"]: r["n"] for r in rows}
+
+
+def _escape_like(text: str) -> str:
+    """``text`` matched literally by LIKE (its default escape character is ``\\``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

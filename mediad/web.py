@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib.resources
 import logging
 import math
 import mimetypes
@@ -14,14 +16,17 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import orjson
+import yaml
 from aiohttp import web
 
 from mediad import requests, zipstream
+from mediad.auth import FileLinks, public
 from mediad.config import Config
 from mediad.control import Controller
+from mediad.detect import detect_type, twitter_target
 from mediad.dispatcher import Dispatcher
 from mediad.errors import (
     ApiError,
@@ -36,7 +41,9 @@ from mediad.errors import (
     Unauthorized,
 )
 from mediad.events import safe_file_name
+from mediad.models import JobType
 from mediad.netpolicy import NetPolicy
+from mediad.page import Page
 from mediad.queue import Queue
 from mediad.ratelimit import RateLimiter
 from mediad.store import Store
@@ -50,6 +57,7 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CONTROLLER = web.AppKey("controller", Controller)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 NET_POLICY = web.AppKey("net_policy", NetPolicy)
+FILE_LINKS = web.AppKey("file_links", FileLinks)
 # Extra health checks (aria2, …): name → coroutine that raises when the part is down.
 HEALTH_CHECKS = web.AppKey("health_checks", dict[str, Callable[[], Awaitable[dict[str, Any]]]])
 
@@ -109,7 +117,13 @@ def auth_middleware(tokens: tuple[str, ...]):  # type: ignore[no-untyped-def]
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/health" or request.path.startswith("/socket.io/"):
+        if (
+            request.path == "/health"
+            or request.path.startswith("/socket.io/")
+            or getattr(request.match_info.handler, "public", False)  # the page, the spec
+            or request.match_info.http_exception is not None  # no such route: 404/405
+            or _signed_file_link(request)
+        ):
             return await handler(request)
         header = request.headers.get("Authorization", "")
         token = header[7:] if header.startswith("Bearer ") else None
@@ -123,12 +137,27 @@ def auth_middleware(tokens: tuple[str, ...]):  # type: ignore[no-untyped-def]
     return check
 
 
-def create_app(config: Config) -> web.Application:
-    middlewares = [errors_middleware]
+def _signed_file_link(request: web.Request) -> bool:
+    """A ``/files/{id}/download`` link signed by ``list_files`` for this very file."""
+    if request.match_info.handler is not download_file:
+        return False
+    return request.app[FILE_LINKS].check(
+        request.match_info.get("job_id", ""),
+        request.query.get("name"),
+        request.query.get("expires"),
+        request.query.get("signature"),
+        time.time(),
+    )
+
+
+def create_app(config: Config, page: Page | None = None) -> web.Application:
+    page = page or Page()
+    middlewares = [errors_middleware, page.middleware()]
     if config.server.api_tokens:
         middlewares.append(auth_middleware(config.server.api_tokens))
     app = web.Application(middlewares=middlewares, client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
+    app[FILE_LINKS] = FileLinks(config.server.api_tokens)
     app[HEALTH_CHECKS] = {}
     app[RATE_LIMITER] = RateLimiter(config.server.rate_limit_per_min)
     app[NET_POLICY] = NetPolicy(config.network.allow_private, config.network.allow_hosts)
@@ -140,6 +169,9 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/files/{job_id}", list_files)
     app.router.add_get("/files/{job_id}/download", download_file)
     app.router.add_get("/health", health)
+    app.router.add_get("/detect", detect)
+    app.router.add_get("/openapi.json", public(openapi))
+    page.add_routes(app)
     return app
 
 
@@ -218,9 +250,12 @@ async def post_download(request: web.Request) -> web.Response:
 
 
 async def list_downloads(request: web.Request) -> web.Response:
-    status, limit, after = requests.parse_list_query(request.query)
+    query = requests.parse_list_query(request.query)
     dispatcher = request.app[DISPATCHER]
-    jobs = await request.app[STORE].list_jobs(status=status, limit=limit + 1, after=after)
+    jobs = await request.app[STORE].list_jobs(
+        statuses=query.statuses, search=query.search, limit=query.limit + 1, after=query.after
+    )
+    limit = query.limit
     page, more = jobs[:limit], len(jobs) > limit
     cursor = requests.encode_cursor(page[-1].created_at, page[-1].id) if more else None
     return json_response(
@@ -269,10 +304,26 @@ def _mime(name: str) -> str:
 
 async def list_files(request: web.Request) -> web.Response:
     job = await _job(request)
-    files = _job_files(request.app[CONFIG], str(job.id))
-    items = [{"name": e.name, "size": e.stat().st_size, "mimeType": _mime(e.name)} for e in files]
+    job_id = str(job.id)
+    files = _job_files(request.app[CONFIG], job_id)
+    links, now = request.app[FILE_LINKS], time.time()
+
+    def link(name: str | None) -> str:
+        query = {"name": name} if name is not None else {}
+        query.update(links.sign(job_id, name, now))
+        return f"/files/{job_id}/download" + (f"?{urlencode(query)}" if query else "")
+
+    items = [
+        {"name": e.name, "size": e.stat().st_size, "mimeType": _mime(e.name), "url": link(e.name)}
+        for e in files
+    ]
     return json_response(
-        {"jobId": str(job.id), "files": items, "totalSize": sum(i["size"] for i in items)}
+        {
+            "jobId": job_id,
+            "files": items,
+            "totalSize": sum(i["size"] for i in items),
+            "zipUrl": link(None) if len(items) > 1 else None,
+        }
     )
 
 
@@ -308,6 +359,40 @@ async def download_file(request: web.Request) -> web.StreamResponse:
             "Content-Type": _mime(name),
             "X-Content-Type-Options": "nosniff",
         },
+    )
+
+
+async def detect(request: web.Request) -> web.Response:
+    """What ``POST /downloads`` would make of a URL, without making a job."""
+    url = requests.parse_detect_query(request.query)
+    job_type = detect_type(url)
+    target = twitter_target(url) if job_type is JobType.TWITTER else None
+    twitter: dict[str, str] | None = None
+    if target is not None:
+        kind, value = target
+        twitter = {"kind": kind, "id" if kind == "tweet" else "name": value}
+    return json_response(
+        {
+            "type": job_type.value,
+            "twitter": twitter,
+            "options": requests.option_names(job_type),
+            "blocked": request.app[NET_POLICY].check_url(url),
+        }
+    )
+
+
+@functools.cache
+def _openapi_json() -> bytes:
+    spec = importlib.resources.files("mediad").joinpath("openapi.yaml").read_text("utf-8")
+    return orjson.dumps(yaml.safe_load(spec))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 description of this API (mediad/openapi.yaml, as JSON)."""
+    return web.Response(
+        body=_openapi_json(),
+        content_type="application/json",
+        headers={"Cache-Control": "no-cache"},
     )
 
 

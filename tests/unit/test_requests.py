@@ -13,10 +13,14 @@ from mediad.errors import ApiError, BadRequest
 from mediad.models import JobType, Status
 from mediad.requests import (
     MAX_URL_LENGTH,
+    ListQuery,
     encode_cursor,
+    option_names,
+    parse_detect_query,
     parse_job_id,
     parse_list_query,
     parse_new_download,
+    parse_options,
 )
 
 URL = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
@@ -355,26 +359,34 @@ def test_bad_job_id(value: str) -> None:
 
 
 def test_list_query_defaults() -> None:
-    assert parse_list_query({}) == (None, 50, None)
+    assert parse_list_query({}) == ListQuery(statuses=None, search=None, limit=50, after=None)
 
 
 @pytest.mark.parametrize("status", list(Status))
 def test_list_query_status(status: Status) -> None:
-    assert parse_list_query({"status": status.value})[0] is status
+    assert parse_list_query({"status": status.value}).statuses == (status,)
 
 
 def test_empty_status_means_all() -> None:
-    assert parse_list_query({"status": ""})[0] is None
+    assert parse_list_query({"status": ""}).statuses is None
 
 
-@pytest.mark.parametrize("status", ["done", "QUEUED", "queued,running", " queued"])
+def test_several_statuses() -> None:
+    query = parse_list_query({"status": "running,paused,running"})
+    assert query.statuses == (Status.RUNNING, Status.PAUSED)  # in order, once each
+
+
+@pytest.mark.parametrize(
+    "status",
+    ["done", "QUEUED", "queued,", ",queued", "queued,,running", " queued", "queued, paused"],
+)
 def test_bad_status(status: str) -> None:
     assert bad_request(parse_list_query, {"status": status}).code == "bad_query"
 
 
 @pytest.mark.parametrize(("text", "limit"), [("1", 1), ("50", 50), ("200", 200), ("007", 7)])
 def test_limit(text: str, limit: int) -> None:
-    assert parse_list_query({"limit": text})[1] == limit
+    assert parse_list_query({"limit": text}).limit == limit
 
 
 @pytest.mark.parametrize(
@@ -401,14 +413,47 @@ def test_cursor_round_trip(created_at: datetime) -> None:
     job_id = uuid4()
     cursor = encode_cursor(created_at, job_id)
     assert "=" not in cursor and "/" not in cursor and "+" not in cursor
-    status, limit, after = parse_list_query({"cursor": cursor, "limit": "10", "status": "failed"})
-    assert (status, limit) == (Status.FAILED, 10)
+    query = parse_list_query({"cursor": cursor, "limit": "10", "status": "failed"})
+    assert (query.statuses, query.limit) == ((Status.FAILED,), 10)
+    after = query.after
+    assert after is not None
     assert after == (created_at, job_id)  # the same instant…
     assert after[0].utcoffset() == timedelta(0)  # …in UTC, as PostgreSQL compares it
 
 
 def test_empty_cursor_means_first_page() -> None:
-    assert parse_list_query({"cursor": ""})[2] is None
+    assert parse_list_query({"cursor": ""}).after is None
+
+
+@pytest.mark.parametrize("text", ["video", "50%_off", "é 名", "a" * 200])
+def test_search(text: str) -> None:
+    assert parse_list_query({"q": text}).search == text
+
+
+def test_empty_search_means_all() -> None:
+    assert parse_list_query({"q": ""}).search is None
+
+
+@pytest.mark.parametrize("text", ["a" * 201, "line\nbreak", "nul\x00", "\x7f"])
+def test_bad_search(text: str) -> None:
+    assert bad_request(parse_list_query, {"q": text}).code == "bad_query"
+
+
+def test_detect_query() -> None:
+    assert parse_detect_query({"url": " https://example.com/v "}) == "https://example.com/v"
+    assert bad_request(parse_detect_query, {}).code == "invalid_url"
+    assert bad_request(parse_detect_query, {"url": "ftp://x/y"}).code == "unsupported_scheme"
+    assert bad_request(parse_detect_query, {"url": "https://a/b", "x": "1"}).code == "bad_query"
+
+
+def test_option_names_are_the_ones_validated() -> None:
+    assert option_names(JobType.ARIA2) == []
+    assert option_names(JobType.FFMPEG) == ["container"]
+    for job_type in JobType:
+        for name in option_names(job_type):
+            # every listed option is accepted by its type; an unlisted one is refused
+            assert name in str(bad_request(parse_options, job_type, {name: object()}))
+        assert bad_request(parse_options, job_type, {"nope": 1}).code == "invalid_options"
 
 
 def _b64(text: str) -> str:
