@@ -333,6 +333,15 @@ def content_disposition(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
+class ExactFileResponse(web.FileResponse):
+    """A job's file exactly as stored. aiohttp's FileResponse would send a sibling
+    ``NAME.gz`` as ``Content-Encoding: gzip`` instead: a job that downloaded both
+    ``a.txt`` and ``a.txt.gz`` must not have one served in place of the other."""
+
+    def _get_file_path_stat_encoding(self, accept_encoding: str) -> Any:
+        return super()._get_file_path_stat_encoding("")
+
+
 async def download_file(request: web.Request) -> web.StreamResponse:
     job = await _job(request)
     config = request.app[CONFIG]
@@ -352,7 +361,7 @@ async def download_file(request: web.Request) -> web.StreamResponse:
     path = (folder / name).resolve()
     if path.parent != folder or not path.is_file():
         raise NotFound(f"no file {name!r} in this job", code="no_such_file")
-    return web.FileResponse(
+    return ExactFileResponse(
         path,
         headers={
             "Content-Disposition": content_disposition(name),

@@ -254,3 +254,21 @@ async def test_file_links_without_tokens_are_plain(api: Api, media_server: Media
     status, listing = await api.request("GET", f"/files/{created['jobId']}")
     assert status == 200
     assert listing["files"][0]["url"] == f"/files/{created['jobId']}/download?name=video.mp4"
+
+
+async def test_a_job_file_is_never_swapped_for_its_gz_sibling(
+    api: Api, shared_service: Service, media_server: MediaServer, media_dir: Path
+) -> None:
+    created = await api.submit(media_server.url("blob.bin"), type="aria2")
+    await api.wait_status(created["jobId"], "completed")
+    # A job may well have downloaded both NAME and NAME.gz.
+    folder = shared_service.config.data_path / created["jobId"]
+    (folder / "blob.bin.gz").write_bytes(gzip.compress(b"another file"))
+    async with api.session.get(
+        f"/files/{created['jobId']}/download",
+        params={"name": "blob.bin"},
+        headers={"Accept-Encoding": "gzip"},
+    ) as resp:
+        assert resp.status == 200 and "Content-Encoding" not in resp.headers
+        digest = hashlib.sha256(await resp.read()).hexdigest()
+    assert digest == media.sha256_file(media_dir / "blob.bin")
