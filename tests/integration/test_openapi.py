@@ -388,6 +388,10 @@ def _explicit_cases(schema: Any, config: dict[str, Any], seed: dict[str, Any]) -
          "headers": {"Range": "bytes=0-99"}}, 206),
         ("GET", "/files/{jobId}/download", {"path_parameters": {"jobId": ids["completed"]},
          "headers": {"Range": "bytes=999999999-"}}, 416),
+        ("GET", "/files/{jobId}/download", {"path_parameters": {"jobId": ids["completed"]},
+         "headers": {"If-None-Match": "*"}}, 304),
+        ("GET", "/files/{jobId}/download", {"path_parameters": {"jobId": ids["completed"]},
+         "headers": {"If-Match": '"other"'}}, 412),
         ("GET", "/files/{jobId}/download", {"path_parameters": {"jobId": ids["completed"]}}, 200),
         ("GET", "/files/{jobId}/download", {"path_parameters": {"jobId": ids["completed_many"]}}, 200),
         ("GET", "/files/{jobId}/download", {"path_parameters": {"jobId": ids["completed_many"]},
@@ -494,13 +498,17 @@ async def _schemathesis(service: Service, seed: dict[str, Any], max_examples: in
 # ---------------------------------------------------------------------------- live
 
 
-async def test_openapi_json_serves_the_spec(new_module_config: Any) -> None:
-    async with _service(new_module_config, api_tokens=[TOKEN]) as service:
-        async with aiohttp.ClientSession(service.base_url) as session:
-            async with session.get("/openapi.json") as resp:  # open, even with tokens
-                assert resp.status == 200
-                assert resp.content_type == "application/json"
-                assert orjson.loads(await resp.read()) == load_spec()
+async def test_openapi_json_serves_the_spec(new_config: Any) -> None:
+    """The app's own route, open even with tokens (no database needed: an app alone)."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    app = create_app(await new_config(server={"api_tokens": [TOKEN]}))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        resp = await client.get("/openapi.json")
+        assert resp.status == 200
+        assert resp.content_type == "application/json"
+        assert orjson.loads(await resp.read()) == load_spec()
+        assert (await client.get("/downloads")).status == 401
 
 
 @pytest.mark.timeout(300)
