@@ -196,34 +196,12 @@ def _check_config(args: argparse.Namespace, config: configuration.Config) -> int
 
     import yaml
 
-    raw = dataclasses.asdict(config)
-    for section, keys in (("server", ("api_tokens",)), ("workers", ("token",))):
-        for key in keys:
-            if raw[section][key]:
-                raw[section][key] = "<set>"
-    if raw["database"]["url"]:
-        raw["database"]["url"] = _hide_password(raw["database"]["url"])
-    print(yaml.safe_dump(_plain(raw), sort_keys=False), end="")
-    print("# the configuration is valid", file=sys.stderr)
+    from mediad.secrecy import mask
+
+    # One rule for every key: secret-like keys and every URL's credentials are hidden.
+    print(yaml.safe_dump(mask(dataclasses.asdict(config)), sort_keys=False), end="")
+    print("# the configuration is valid (secrets hidden)", file=sys.stderr)
     return 0
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _hide_password(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 if __name__ == "__main__":
