@@ -22,6 +22,7 @@ import aiohttp
 from mediad.auth import new_token
 from mediad.egress import tool_environment
 from mediad.errors import MediadError, ServiceError
+from mediad.secrecy import child_environment
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,8 @@ class Aria2Daemon:
                 stderr=log_file,
                 # Each download names its proxy (the worker's egress guard); no_proxy from
                 # outside would let aria2 connect around it.
-                env=tool_environment(os.environ),
+                # Nor any of mediad's settings or secrets (child_environment).
+                env=tool_environment(child_environment(os.environ)),
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )

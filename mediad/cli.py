@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from mediad import __version__, logs
 from mediad import config as configuration
@@ -26,8 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        if args.command == "worker" and os.environ.get("MEDIAD_WORKER_SERVER"):
-            return _local_worker()
+        if args.command == "worker" and args.settings_fd is not None:
+            return _handed_over_worker(args.settings_fd)
         config = configuration.load(args.config)
         if getattr(args, "host", None):
             config = configuration.replace(config, server={"host": args.host})
@@ -58,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="override server.port")
     worker = command("worker", "run a remote worker (needs WORKER_TOKEN)", _remote_worker)
     worker.add_argument("--server", help="the service's URL, e.g. http://10.0.0.2:8080")
+    # Internal: how `mediad serve` (and a remote worker, re-executing itself) hands a
+    # worker its settings and token without the environment.
+    worker.add_argument("--settings-fd", type=int, help=argparse.SUPPRESS)
     command("migrate", "apply database migrations and exit", _migrate)
     command("check-config", "validate the configuration and print it", _check_config)
     return parser
@@ -107,60 +111,87 @@ async def _serve_async(config: configuration.Config) -> int:
     return 1 if service.failed.done() else 0
 
 
-def _local_worker() -> int:
+def _handed_over_worker(fd: int) -> int:
+    """A worker whose settings (token included) come from file descriptor ``fd``."""
     from mediad.worker import client
-    from mediad.worker.settings import WorkerSettings
+    from mediad.worker.settings import WorkerSettings, take_over
 
-    settings = WorkerSettings.from_env()
-    logs.configure(settings.log_level, settings.log_format, settings.worker_id)
+    payload = take_over(fd)
+    settings = WorkerSettings.from_payload(payload.get("settings") or {})
+    logs.configure(
+        settings.log_level, settings.log_format, payload.get("process") or settings.worker_id
+    )
     _event_loop_policy()
-    return client.main(settings)
+    daemon = payload.get("aria2")
+    if not daemon:  # a local worker: the service runs the aria2 daemon
+        return client.main(settings)
+    return asyncio.run(_with_own_aria2(settings, daemon))
 
 
-def _remote_worker(args: argparse.Namespace, config: configuration.Config) -> int:
-    """A worker on another machine: it runs its own aria2 daemon and shares storage."""
+async def _with_own_aria2(settings: object, daemon_args: dict[str, object]) -> int:
+    """A remote worker runs its own aria2 daemon."""
+    import dataclasses
+
     from mediad.aria2 import Aria2Daemon
     from mediad.worker import client
     from mediad.worker.settings import WorkerSettings
+
+    assert isinstance(settings, WorkerSettings)
+    binary = daemon_args.get("binary")
+    daemon = Aria2Daemon(Path(str(daemon_args["root"])), binary=str(binary) if binary else None)
+    await daemon.start()
+    try:
+        settings = dataclasses.replace(settings, aria2_url=daemon.url, aria2_secret=daemon.secret)
+        if not settings.ytdlp:
+            client.run_ytdlp.preload()
+        return await client.Worker(settings).run()
+    finally:
+        await daemon.stop()
+
+
+def _remote_worker(args: argparse.Namespace, config: configuration.Config) -> int:
+    """A worker on another machine: it runs its own aria2 daemon and shares storage.
+
+    WORKER_TOKEN and the rest of the configuration came in this process's environment,
+    which every tool it forked would show in /proc/PID/environ. So it re-executes itself
+    at once with an environment cleared of every mediad setting and secret, handing the
+    settings over through a file descriptor, as `mediad serve` does for local workers.
+    """
+    from mediad.supervisor import worker_command, worker_environment
+    from mediad.worker.settings import WorkerSettings, hand_over
 
     if not args.server:
         raise ConfigError("--server", "a remote worker needs the service's URL")
     if not config.workers.token:
         raise ConfigError("workers.token", "a remote worker needs WORKER_TOKEN")
-    logs.configure(config.logging.level, config.logging.format, "worker")
-    _event_loop_policy()
-
-    async def run() -> int:
-        daemon = Aria2Daemon(config.state_path / "aria2-worker", binary=config.tools.aria2c)
-        await daemon.start()
-        try:
-            settings = WorkerSettings(
-                server_url=args.server,
-                worker_id=f"{socket.gethostname()}-{os.getpid()}",
-                token=config.workers.token or "",
-                data_dir=config.data_path,
-                tmp_dir=config.tmp_path,
-                aria2_url=daemon.url,
-                aria2_secret=daemon.secret,
-                ytdlp=config.tools.ytdlp,
-                ffmpeg=config.tools.ffmpeg,
-                ffprobe=config.tools.ffprobe,
-                twmd=config.tools.twmd,
-                twitter_cookies=config.twitter.cookies_path,
-                twitter_proxy=config.twitter.proxy,
-                progress_hz=config.progress.worker_hz,
-                heartbeat_s=config.workers.heartbeat_s,
-                max_job_bytes=config.storage.max_job_bytes,
-                allow_private=config.network.allow_private,
-                allow_hosts=config.network.allow_hosts,
-            )
-            if not settings.ytdlp:
-                client.run_ytdlp.preload()
-            return await client.Worker(settings).run()
-        finally:
-            await daemon.stop()
-
-    return asyncio.run(run())
+    settings = WorkerSettings(
+        server_url=args.server,
+        worker_id=f"{socket.gethostname()}-{os.getpid()}",  # exec keeps the pid
+        token=config.workers.token,
+        data_dir=config.data_path,
+        tmp_dir=config.tmp_path,
+        ytdlp=config.tools.ytdlp,
+        ffmpeg=config.tools.ffmpeg,
+        ffprobe=config.tools.ffprobe,
+        twmd=config.tools.twmd,
+        twitter_cookies=config.twitter.cookies_path,
+        twitter_proxy=config.twitter.proxy,
+        progress_hz=config.progress.worker_hz,
+        heartbeat_s=config.workers.heartbeat_s,
+        log_level=config.logging.level,
+        log_format=config.logging.format,
+        max_job_bytes=config.storage.max_job_bytes,
+        allow_private=config.network.allow_private,
+        allow_hosts=config.network.allow_hosts,
+    )
+    daemon = {"root": str(config.state_path / "aria2-worker"), "binary": config.tools.aria2c}
+    fd = hand_over({"settings": settings.to_payload(), "aria2": daemon, "process": "worker"})
+    os.set_inheritable(fd, True)
+    argv = worker_command(fd)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os.execve(argv[0], argv, worker_environment(os.environ))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _migrate(args: argparse.Namespace, config: configuration.Config) -> int:

@@ -36,6 +36,7 @@ from urllib.parse import quote
 import asyncpg
 
 from mediad.errors import ServiceError
+from mediad.secrecy import child_environment
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +161,9 @@ def _child_setup(death_signal: int, user: _User | None) -> Callable[[], None]:
 
 
 def _child_env() -> dict[str, str]:
-    # PGDATA, PGPORT & co. would quietly change what initdb and postgres do.
-    return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    # None of mediad's settings or secrets; PGDATA, PGPORT & co. would quietly change what
+    # initdb and postgres do.
+    return {k: v for k, v in child_environment(os.environ).items() if not k.startswith("PG")}
 
 
 def _check_socket_path(path: Path) -> None:

@@ -1,8 +1,9 @@
 """Worker processes: start ``workers.processes`` of them, restart any that exits (with
 backoff), stop them all at shutdown.
 
-Each worker gets its own random token through the environment (never argv); the token is
-revoked when the process ends, so a dead worker's token opens nothing.
+Each worker gets its own random token, with its settings, through a file descriptor it reads
+once (never argv, never the environment); the token is revoked when the process ends, so a
+dead worker's token opens nothing.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
-
-import orjson
 
 from mediad.auth import WorkerTokens
 from mediad.config import Config
+from mediad.secrecy import child_environment
+from mediad.worker.settings import WorkerSettings, hand_over
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +30,52 @@ log = logging.getLogger(__name__)
 STABLE_S = 30.0
 
 
-def worker_command() -> list[str]:
-    """How to start ``mediad worker``: the same interpreter, or the same single binary."""
+def worker_command(settings_fd: int) -> list[str]:
+    """How to start ``mediad worker`` reading its settings from ``settings_fd``: the same
+    interpreter, or the same single binary."""
+    tail = ["worker", "--settings-fd", str(settings_fd)]
     if getattr(sys, "frozen", False):
-        return [sys.executable, "worker"]
-    return [sys.executable, "-m", "mediad", "worker"]
+        return [sys.executable, *tail]
+    return [sys.executable, "-m", "mediad", *tail]
+
+
+def worker_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """A worker's environment: the service's without any of mediad's settings or secrets
+    (``child_environment``), but with the twmd limits (``MEDIAD_TWMD_*``), which the
+    Twitter/X runner reads from it."""
+    clean = child_environment(env)
+    clean.update({k: v for k, v in env.items() if k.startswith("MEDIAD_TWMD_")})
+    return clean
+
+
+def settings_fields(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``worker_settings``' JSON names → WorkerSettings fields."""
+    return {
+        "data_dir": Path(settings["dataDir"]),
+        "tmp_dir": Path(settings["tmpDir"]),
+        "aria2_url": settings.get("aria2Url"),
+        "aria2_secret": settings.get("aria2Secret"),
+        "ytdlp": settings.get("ytdlp"),
+        "ffmpeg": settings.get("ffmpeg"),
+        "ffprobe": settings.get("ffprobe"),
+        "twmd": settings.get("twmd"),
+        "twitter_cookies": settings.get("twitterCookies"),
+        "twitter_proxy": settings.get("twitterProxy"),
+        "progress_hz": float(settings.get("progressHz", 10.0)),
+        "heartbeat_s": float(settings.get("heartbeatS", 5.0)),
+        "log_level": str(settings.get("logLevel", "info")),
+        "log_format": str(settings.get("logFormat", "json")),
+        "max_job_bytes": settings.get("maxJobBytes"),
+        "allow_private": bool(settings.get("allowPrivate", False)),
+        "allow_hosts": tuple(settings.get("allowHosts", ())),
+    }
 
 
 def worker_settings(
     config: Config, aria2_url: str | None, aria2_secret: str | None
 ) -> dict[str, Any]:
-    """What a local worker needs to know, handed over as JSON in its environment."""
+    """What a local worker needs to know besides its id and token (``settings_fields``
+    turns it into WorkerSettings fields)."""
     return {
         "dataDir": config.storage.data_dir,
         "tmpDir": config.storage.tmp_dir,
@@ -84,20 +122,27 @@ class Supervisor:
         return self._tasks
 
     async def _spawn(self, worker_id: str) -> asyncio.subprocess.Process:
-        env = dict(os.environ)
-        env.update(
-            MEDIAD_WORKER_SERVER=self.server_url,
-            MEDIAD_WORKER_ID=worker_id,
-            MEDIAD_WORKER_TOKEN=self.tokens.issue(worker_id),
-            MEDIAD_WORKER_SETTINGS=orjson.dumps(self.settings).decode(),
-            MEDIAD_WORKER_PARENT=str(os.getpid()),
+        # The token and the settings (the aria2 secret among them) go through a file
+        # descriptor; the environment holds none of mediad's settings or secrets, since
+        # every tool the worker starts would inherit it.
+        settings = WorkerSettings(
+            server_url=self.server_url,
+            worker_id=worker_id,
+            token=self.tokens.issue(worker_id),
+            parent_pid=os.getpid(),
+            **settings_fields(self.settings),
         )
-        # The service's own secrets are none of the worker's business.
-        for name in ("DATABASE_URL", "REDIS_URL", "WORKER_TOKEN", "MEDIAD_SERVER_API_TOKENS"):
-            env.pop(name, None)
-        return await asyncio.create_subprocess_exec(
-            *worker_command(), env=env, stdin=asyncio.subprocess.DEVNULL, start_new_session=True
-        )
+        fd = hand_over({"settings": settings.to_payload()})
+        try:
+            return await asyncio.create_subprocess_exec(
+                *worker_command(fd),
+                env=worker_environment(os.environ),
+                stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+                pass_fds=(fd,),
+            )
+        finally:
+            os.close(fd)
 
     async def _keep_running(self, worker_id: str) -> None:
         delay = 0.5

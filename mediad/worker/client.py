@@ -21,6 +21,7 @@ from mediad import results
 from mediad.aria2 import Aria2Rpc
 from mediad.egress import EgressProxy, tool_environment
 from mediad.netpolicy import NetPolicy
+from mediad.secrecy import child_environment
 from mediad.worker import procs, run_aria2, run_ytdlp
 from mediad.worker.jobs import JobContext, JobFailed, ProgressEmitter, publish, remove_tree
 from mediad.worker.progress import Progress
@@ -261,15 +262,11 @@ class Worker:
         )
 
 
-# The service's secrets, which a worker (a remote one especially) may have inherited.
-SECRET_ENV = frozenset({"DATABASE_URL", "REDIS_URL", "WORKER_TOKEN"})
-
-
 def tools_environment(env: Mapping[str, str], proxy_url: str) -> dict[str, str]:
-    """What every tool runs with: none of mediad's settings or secrets (the worker's token,
-    the aria2 secret in its settings, database URLs) and no way around the egress guard."""
-    own = {k: v for k, v in env.items() if not k.startswith("MEDIAD_") and k not in SECRET_ENV}
-    return tool_environment(own, proxy_url)
+    """What every tool runs with: none of mediad's settings or secrets (``child_environment``:
+    the worker's token, database URLs, anything secret-like) and no way around the egress
+    guard."""
+    return tool_environment(child_environment(env), proxy_url)
 
 
 def _progress_payload(job_id: str, attempt: int, p: Progress) -> dict[str, Any]:

@@ -1,7 +1,10 @@
-"""What a worker process knows: where to connect, with which token, where files go."""
+"""What a worker process knows: where to connect, with which token, where files go; and
+how it learns it (a file descriptor, never its environment)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,42 +40,63 @@ class WorkerSettings:
     allow_private: bool = False
     allow_hosts: tuple[str, ...] = ()
 
+    def to_payload(self) -> dict[str, Any]:
+        """Everything, as JSON-able data, for ``from_payload`` in the worker."""
+        data = dataclasses.asdict(self)
+        data["data_dir"], data["tmp_dir"] = str(self.data_dir), str(self.tmp_dir)
+        data["allow_hosts"] = list(self.allow_hosts)
+        return data
+
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
-        """Settings handed over by the supervisor (``MEDIAD_WORKER_*``)."""
-        env = os.environ if env is None else env
-        missing = [
-            name
-            for name in ("MEDIAD_WORKER_SERVER", "MEDIAD_WORKER_ID", "MEDIAD_WORKER_TOKEN")
-            if not env.get(name)
-        ]
+    def from_payload(cls, raw: Mapping[str, Any]) -> WorkerSettings:
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = [n for n in ("server_url", "worker_id", "token") if not raw.get(n)]
         if missing:
-            raise ConfigError(missing[0], "is not set (a worker is started by `mediad serve`)")
-        try:
-            raw: dict[str, Any] = orjson.loads(env.get("MEDIAD_WORKER_SETTINGS", "{}"))
-        except orjson.JSONDecodeError:
-            raise ConfigError("MEDIAD_WORKER_SETTINGS", "is not valid JSON") from None
-        parent = env.get("MEDIAD_WORKER_PARENT")
-        return cls(
-            server_url=env["MEDIAD_WORKER_SERVER"],
-            worker_id=env["MEDIAD_WORKER_ID"],
-            token=env["MEDIAD_WORKER_TOKEN"],
-            data_dir=Path(raw["dataDir"]),
-            tmp_dir=Path(raw["tmpDir"]),
-            aria2_url=raw.get("aria2Url"),
-            aria2_secret=raw.get("aria2Secret"),
-            ytdlp=raw.get("ytdlp"),
-            ffmpeg=raw.get("ffmpeg"),
-            ffprobe=raw.get("ffprobe"),
-            twmd=raw.get("twmd"),
-            twitter_cookies=raw.get("twitterCookies"),
-            twitter_proxy=raw.get("twitterProxy"),
-            progress_hz=float(raw.get("progressHz", 10.0)),
-            heartbeat_s=float(raw.get("heartbeatS", 5.0)),
-            log_level=str(raw.get("logLevel", "info")),
-            log_format=str(raw.get("logFormat", "json")),
-            parent_pid=int(parent) if parent and parent.isdigit() else None,
-            max_job_bytes=raw.get("maxJobBytes"),
-            allow_private=bool(raw.get("allowPrivate", False)),
-            allow_hosts=tuple(raw.get("allowHosts", ())),
-        )
+            raise ConfigError(f"worker settings: {missing[0]}", "is missing")
+        values = {k: v for k, v in raw.items() if k in names}
+        values["data_dir"], values["tmp_dir"] = Path(raw["data_dir"]), Path(raw["tmp_dir"])
+        values["allow_hosts"] = tuple(raw.get("allow_hosts") or ())
+        return cls(**values)
+
+
+# The worker's settings (its token and the aria2 secret among them) travel through a file
+# descriptor, never the environment: an environment is inherited by every process the
+# worker starts, and /proc/PID/environ of a forked tool shows the worker's, whatever
+# os.environ says by then. A memfd holds them: nothing on disk, no pipe that could fill.
+
+
+def hand_over(payload: Mapping[str, Any]) -> int:
+    """A close-on-exec memfd holding ``payload`` as JSON, positioned at its start; the
+    caller passes it to exactly one child (``pass_fds``) and closes it."""
+    fd = os.memfd_create("mediad-worker-settings", os.MFD_CLOEXEC)
+    try:
+        data = orjson.dumps(payload)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def take_over(fd: int) -> dict[str, Any]:
+    """Read what ``hand_over`` wrote, once, and close the descriptor."""
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    except OSError as exc:
+        raise ConfigError("--settings-fd", f"cannot read descriptor {fd}: {exc.strerror}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    try:
+        raw = orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError:
+        raise ConfigError("--settings-fd", "the worker settings are not valid JSON") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("--settings-fd", "the worker settings must be an object")
+    return raw

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -385,19 +386,62 @@ class Serve:
         finally:
             await api.close()
 
-    def worker_tokens(self) -> dict[str, str]:
+    async def worker_tokens(self) -> dict[str, str]:
+        """The live workers' tokens, by worker id. They are in no environment (a worker
+        reads its token from a descriptor), so: every 43-character token-like string
+        object in the workers' memory, kept where the running service answers "already
+        connected" (the token matched) rather than "invalid worker token"."""
         assert self.proc is not None
-        tokens = {}
+        candidates: set[str] = set()
         for pid in descendants(self.proc.pid):
             with contextlib.suppress(OSError):
-                env = dict(
-                    item.split("=", 1)
-                    for item in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
-                    if "=" in item
-                )
-                if "MEDIAD_WORKER_TOKEN" in env:
-                    tokens[env["MEDIAD_WORKER_ID"]] = env["MEDIAD_WORKER_TOKEN"]
+                if "worker" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                    candidates |= _token_strings(pid)
+        tokens = {}
+        for worker_id in ("local-1", "local-2", "local-3"):
+            for token in sorted(candidates):
+                if await _refusal(self.base, worker_id, token) == "worker id already connected":
+                    tokens[worker_id] = token
+                    break
         return tokens
+
+
+# A CPython str object of 43 ASCII characters (secrets.token_urlsafe(32)): its length at
+# offset 16, then hash and state (and, before 3.12, wstr), then the characters and a NUL.
+_TOKEN_OBJECT = re.compile(rb"\x2b\x00{7}(?:.{24}|.{16})([A-Za-z0-9_-]{43})\x00", re.S)
+
+
+def _token_strings(pid: int) -> set[str]:
+    found: set[str] = set()
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if fields[1].startswith("rw") and (len(fields) < 6 or fields[5] == "[heap]"):
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                with contextlib.suppress(OSError, ValueError, OverflowError):
+                    mem.seek(start)
+                    data = mem.read(end - start)
+                    found.update(m.group(1).decode() for m in _TOKEN_OBJECT.finditer(data))
+    return found
+
+
+async def _refusal(base: str, worker_id: str, token: str) -> str | None:
+    """Why the service refuses a /worker connection with this id and token (None: it
+    accepted it)."""
+    client = FakeWorkerClient(base, token, worker_id)
+    reasons: list[str] = []
+    client.sio.on(
+        "connect_error",
+        lambda data: reasons.append(data.get("message") if isinstance(data, dict) else data),
+        namespace="/worker",
+    )
+    try:
+        await client.connect()
+    except socketio.exceptions.ConnectionError:
+        return reasons[0] if reasons else "refused"
+    finally:
+        await client.sio.disconnect()
+    return None
 
 
 async def _transition_log(dsn: str) -> asyncpg.Connection:
@@ -446,7 +490,7 @@ async def test_sigkill_the_whole_service_loses_nothing(
             await api.close()
         assert serve.proc is not None
         old_tree = descendants(serve.proc.pid)
-        old_tokens = serve.worker_tokens()
+        old_tokens = await serve.worker_tokens()
         assert len(old_tokens) == 3
         serve.proc.kill()
         serve.proc.wait()
