@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from mediad.aria2 import Aria2Error, Aria2Rpc
 from mediad.worker.aria2_progress import STATUS_KEYS, classify_error, parse_status
-from mediad.worker.jobs import JobContext, JobFailed
+from mediad.worker.jobs import MAX_NAME_BYTES, JobContext, JobFailed, clean_name
 
 POLL_S = 0.05  # loopback RPC is cheap; completion is seen within 50 ms
 # How many failed status polls in a row mean the daemon is gone.
@@ -28,6 +29,9 @@ async def run(ctx: JobContext, rpc: Aria2Rpc) -> list[Path]:
     }
     if ctx.proxy_url:  # the egress guard: every connection is checked there
         options["all-proxy"] = ctx.proxy_url
+    name = url_file_name(ctx.url)
+    if name is not None:
+        options["out"] = name
     try:
         gid = await rpc.call("aria2.addUri", [ctx.url], options)
     except Aria2Error as exc:
@@ -36,6 +40,15 @@ async def run(ctx: JobContext, rpc: Aria2Rpc) -> list[Path]:
         return await _follow(ctx, rpc, gid)
     finally:
         await _forget(rpc, gid)
+
+
+def url_file_name(url: str) -> str | None:
+    """The name to give aria2 when the one it would take from the URL (its last path
+    segment, decoded) is longer than a file name may be; None: aria2's own is fine."""
+    segment = unquote(urlsplit(url).path.rpartition("/")[2])
+    if len(segment.encode()) <= MAX_NAME_BYTES:
+        return None
+    return clean_name(segment)
 
 
 async def _follow(ctx: JobContext, rpc: Aria2Rpc, gid: str) -> list[Path]:

@@ -3,6 +3,7 @@ runs yt-dlp's own command-line entry point; ``tools.ytdlp`` runs an executable i
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,20 @@ from mediad.worker import procs
 from mediad.worker.jobs import JobContext, JobFailed
 from mediad.worker.ytdlp_progress import PROGRESS_ARGS, FileDone, YtdlpParser, classify_error
 
-OUTPUT_TEMPLATE = "%(title).120B [%(id)s].%(ext)s"
+# Every name yt-dlp writes must fit the file system's 255 bytes per component, whatever the
+# extractor proposes (the generic one builds ids from the URL). The fields are cut in
+# bytes; yt-dlp sanitises after cutting, turning each of "*:<>?|/\\ and the quote into a
+# 3-byte full-width look-alike, so those are replaced first (LOOKALIKE_ARGS) and the cut
+# stays a bound: at most 120 + 60 bytes and the extension (one yt-dlp allows), which
+# leaves room for ".f251.webm.part", ".part-Frag123.part" or ".pt-BR.vtt".
+OUTPUT_TEMPLATE = "%(title).120B [%(id).60B].%(ext)s"
+_LOOKALIKES = {'"': "\uff02", "*": "\uff0a", ":": "\uff1a", "<": "\uff1c", ">": "\uff1e",
+               "?": "\uff1f", "|": "\uff5c", "/": "\u29f8", "\\": "\u29f9"}  # fmt: skip
+LOOKALIKE_ARGS = [
+    arg
+    for char, lookalike in _LOOKALIKES.items()
+    for arg in ("--replace-in-metadata", "title,id", re.escape(char), lookalike)
+]
 FORMAT_PRESETS = {
     "best": "bv*+ba/b",
     "1080p": "bv*[height<=1080]+ba/b[height<=1080]/b",
@@ -49,6 +63,7 @@ def build_args(
         *PROGRESS_ARGS,
         "-P", str(work_dir),
         "-o", OUTPUT_TEMPLATE,
+        *LOOKALIKE_ARGS,
     ]  # fmt: skip
     if ffmpeg:
         args += ["--ffmpeg-location", ffmpeg]

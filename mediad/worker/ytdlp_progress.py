@@ -42,10 +42,13 @@ _PP_STAGES = {"Merger": "merging", "MoveFiles": "finalizing"}
 _POSTPROCESSORS = frozenset({
     "Merger", "MoveFiles", "ExtractAudio", "Concat", "CopyStream", "EmbedSubtitle",
     "EmbedThumbnail", "Exec", "FixupDuplicateMoov", "FixupDuration", "FixupM3u8", "FixupM4a",
-    "FixupStretched", "FixupTimestamp", "Metadata", "MetadataFromField", "MetadataParser",
+    "FixupStretched", "FixupTimestamp", "Metadata",
     "ModifyChapters", "SplitChapters", "SponsorBlock", "SubtitlesConvertor",
     "ThumbnailsConvertor", "VideoConvertor", "VideoRemuxer", "XAttrMetadata",
 })  # fmt: skip
+
+# What mediad runs before the download (run_ytdlp.LOOKALIKE_ARGS): no stage of its own.
+_PRE_PROCESSORS = frozenset({"MetadataFromField", "MetadataParser"})
 
 _FRAG = r"(?:\s+\(frag (?P<fi>\d+)(?:/(?P<fc>\d+))?\))?"
 _SPEED = r"(?P<speed>Unknown B/s|\S+)"
@@ -246,7 +249,7 @@ class YtdlpParser:
         if not isinstance(data, dict) or data.get("status") != "started":
             return None
         name = data.get("postprocessor")
-        if not isinstance(name, str):
+        if not isinstance(name, str) or name in _PRE_PROCESSORS:
             return None
         return self._set_stage(_PP_STAGES.get(name, "postprocessing"))
 
