@@ -31,6 +31,8 @@ class ServerConfig:
     port: int = 8080
     api_tokens: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
+    # Host headers served besides loopback and server.host (DNS rebinding); "*": any.
+    allowed_hosts: tuple[str, ...] = ()
     allow_anonymous: bool = False  # needed to bind beyond loopback without api_tokens
     max_body_bytes: int = 64 * 1024
     rate_limit_per_min: int = 120  # POST /downloads per client address; 0: no limit
@@ -343,6 +345,12 @@ def _validate(c: Config) -> None:
     for token in c.server.api_tokens:
         if len(token) < 16:
             raise ConfigError("server.api_tokens", "each token must be at least 16 characters")
+    try:
+        from mediad.hosts import validate as validate_hosts
+
+        validate_hosts(c.server.host, c.server.allowed_hosts)
+    except ValueError as exc:
+        raise ConfigError("server.allowed_hosts", str(exc)) from None
     if "*" in c.server.cors_origins:
         raise ConfigError("server.cors_origins", "'*' is not allowed; list the origins")
     if c.logging.level.lower() not in LOG_LEVELS:

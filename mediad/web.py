@@ -22,7 +22,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from mediad import requests, zipstream
+from mediad import hosts, requests, zipstream
 from mediad.auth import FileLinks, public
 from mediad.config import Config
 from mediad.control import Controller
@@ -152,7 +152,9 @@ def _signed_file_link(request: web.Request) -> bool:
 
 def create_app(config: Config, page: Page | None = None) -> web.Application:
     page = page or Page()
-    middlewares = [errors_middleware, page.middleware()]
+    # The Host check comes first: a DNS-rebinding request gets nothing else (hosts.py).
+    host_check = hosts.middleware(config.server.host, config.server.allowed_hosts)
+    middlewares = [errors_middleware, host_check, page.middleware()]
     if config.server.api_tokens:
         middlewares.append(auth_middleware(config.server.api_tokens))
     app = web.Application(middlewares=middlewares, client_max_size=config.server.max_body_bytes)

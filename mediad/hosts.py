@@ -1,0 +1,104 @@
+"""The ``Host`` allow-list, against DNS rebinding.
+
+Without tokens (the loopback default) anything that reaches the port is trusted, and a
+web page the user visits can reach it: its own name, re-pointed by DNS at 127.0.0.1, is
+same-origin for the browser, ``Origin`` and all. The ``Host`` header still carries that
+name. So every request — REST, files, the page, the Socket.IO handshake — must name an
+allowed host:
+
+* loopback names and addresses: ``localhost``, ``*.localhost`` (RFC 6761: never sent to
+  DNS), ``127.0.0.0/8``, ``::1``;
+* the configured ``server.host`` (unless it is a wildcard such as ``0.0.0.0``);
+* what ``server.allowed_hosts`` adds: names, ``*.domain``, addresses, CIDRs; ``*`` lets
+  every host in, on purpose.
+
+Ports are not compared, names are compared in their IDNA/NFKC form
+(``mediad.netpolicy.normalize_host_name``). A request without ``Host`` (HTTP/1.0) comes
+from no browser and is let through. Others get 403 ``host_not_allowed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+
+from aiohttp import hdrs, web
+
+from mediad.errors import ApiError
+from mediad.netpolicy import NetPolicy
+
+LOOPBACK = ("localhost", "*.localhost", "127.0.0.0/8", "::1")
+WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::", "[::]"})
+MAX_SHOWN = 100
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HostNotAllowed(ApiError):
+    """The request's Host header names a host that is not allowed."""
+
+    status = 403
+    code = "host_not_allowed"
+
+
+class AllowedHosts:
+    """Raises ValueError naming a bad ``server.allowed_hosts`` entry."""
+
+    def __init__(self, server_host: str, extra: Iterable[str] = ()) -> None:
+        extra = tuple(extra)
+        self.everything = "*" in extra
+        entries = [*LOOPBACK, *(e for e in extra if e != "*")]
+        if server_host.strip() not in WILDCARD_BINDS:
+            entries.append(server_host.strip())
+        try:
+            self._policy = NetPolicy(allow_hosts=entries)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("allow_hosts entry", "entry", 1)) from None
+
+    def allows(self, host_header: str | None) -> bool:
+        """Whether a request with this ``Host`` header may be served."""
+        if host_header is None or self.everything:
+            return True
+        host = split_host(host_header)
+        return host is not None and self._policy.host_allowed(host)
+
+
+def split_host(value: str) -> str | None:
+    """The host of a ``Host`` header (``name``, ``name:port``, ``[v6]:port``), or None
+    when it is not one."""
+    value = value.strip()
+    if value.startswith("["):
+        host, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
+            return None
+        return host or None
+    host, colon, port = value.rpartition(":")
+    if not colon:
+        host = value
+    elif not port.isdigit() or ":" in host:
+        return None
+    if not host or any(ch in host for ch in "/\\@ \t"):
+        return None
+    return host
+
+
+def validate(server_host: str, extra: Iterable[str]) -> None:
+    AllowedHosts(server_host, extra)
+
+
+def middleware(
+    server_host: str, extra: Iterable[str]
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    allowed = AllowedHosts(server_host, extra)
+
+    @web.middleware
+    async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+        header = request.headers.get(hdrs.HOST)
+        if not allowed.allows(header):
+            shown = (header or "")[:MAX_SHOWN]
+            raise HostNotAllowed(
+                f"the Host {shown!r} is not allowed here (a DNS rebinding attempt, or a name"
+                " missing from server.allowed_hosts)"
+            )
+        return await handler(request)
+
+    return check_host

@@ -1,0 +1,71 @@
+"""mediad.hosts: the Host allow-list (DNS rebinding) and its configuration."""
+
+from __future__ import annotations
+
+import pytest
+
+from mediad import config
+from mediad.config import ConfigError
+from mediad.hosts import AllowedHosts, split_host
+
+
+@pytest.mark.parametrize(
+    ("header", "host"),
+    [
+        ("localhost", "localhost"),
+        ("localhost:8080", "localhost"),
+        ("127.0.0.1:80", "127.0.0.1"),
+        ("[::1]:8080", "::1"),
+        ("[::1]", "::1"),
+        ("media.lan.", "media.lan."),
+        ("::1", None),  # IPv6 needs brackets
+        ("a:b:c", None),
+        ("host:port", None),
+        ("user@host", None),
+        ("", None),
+        ("[::1]x", None),
+    ],
+)
+def test_split_host(header: str, host: str | None) -> None:
+    assert split_host(header) == host
+
+
+def test_the_defaults_are_loopback_and_the_configured_host() -> None:
+    allowed = AllowedHosts("mediad.example")
+    for ok in (
+        "localhost:1",
+        "127.0.0.1:1",
+        "127.9.9.9",
+        "[::1]:1",
+        "a.localhost",
+        "mediad.example",
+    ):
+        assert allowed.allows(ok), ok
+    for bad in ("rebind.evil.example:1", "10.0.0.1", "mediad.example.evil", "localhost.evil"):
+        assert not allowed.allows(bad), bad
+    assert allowed.allows(None)  # HTTP/1.0 without Host
+
+
+def test_a_wildcard_bind_adds_no_host() -> None:
+    assert not AllowedHosts("0.0.0.0").allows("0.0.0.0:8080")
+    assert not AllowedHosts("::").allows("[::]:8080")
+
+
+def test_names_are_compared_in_their_idna_form() -> None:
+    allowed = AllowedHosts("127.0.0.1", ["bücher.lan"])
+    assert allowed.allows("xn--bcher-kva.lan:8080")
+    assert allowed.allows("BÜCHER.LAN")
+
+
+def test_star_is_everything() -> None:
+    assert AllowedHosts("127.0.0.1", ["*"]).allows("rebind.evil.example")
+
+
+def test_config_key_env_override_and_errors() -> None:
+    c = config.load(None, env={"MEDIAD_SERVER_ALLOWED_HOSTS": "media.lan, *.home.arpa,*"})
+    assert c.server.allowed_hosts == ("media.lan", "*.home.arpa", "*")
+    assert config.load(None, env={}).server.allowed_hosts == ()
+    with pytest.raises(ConfigError) as info:
+        config.load(None, env={"MEDIAD_SERVER_ALLOWED_HOSTS": "bad name!"})
+    assert info.value.key == "server.allowed_hosts"
+    assert "bad name!" in str(info.value)
