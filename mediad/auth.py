@@ -103,3 +103,19 @@ class FileLinks:
         assert self._key is not None
         message = f"{job_id}\n{'' if name is None else name}\n{expires}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header. The scheme is
+    case-insensitive (RFC 7235: ``bearer``, ``BEARER``), the separator any run of spaces or
+    tabs; None when the header is another scheme or carries no token."""
+    if not header:
+        return None
+    scheme, _, rest = header.strip().partition(" ")
+    if "\t" in scheme:
+        scheme, _, more = scheme.partition("\t")
+        rest = f"{more} {rest}"
+    token = rest.strip(" \t")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token

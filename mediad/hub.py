@@ -114,8 +114,7 @@ class JobsNamespace(socketio.AsyncNamespace):
             return
         token = auth_data.get("token") if isinstance(auth_data, dict) else None
         if token is None:
-            header = environ.get("HTTP_AUTHORIZATION", "")
-            token = header[7:] if header.startswith("Bearer ") else None
+            token = auth.bearer_token(environ.get("HTTP_AUTHORIZATION"))
         if not auth.matches_any(token, self.api_tokens):
             raise socketio.exceptions.ConnectionRefusedError("a valid API token is required")
 

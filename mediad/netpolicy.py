@@ -233,8 +233,10 @@ def _as_address(ip: str | IPAddress) -> IPAddress:
 
 
 def normalize_host_name(host: str) -> str:
-    """A host name as compared with allow_hosts: lower case, ASCII (IDNA), no final dot."""
-    name = host.strip().rstrip(".").lower()
+    """A host name as compared with allow_hosts and ``localhost``, in the form a resolver
+    gets it: NFKC (full-width and circled letters, ideographic dots: what browsers and
+    IDNA map), lower case, ASCII (IDNA), no final dot. UnicodeError when IDNA refuses it."""
+    name = unicodedata.normalize("NFKC", host.strip()).translate(_DOTS).rstrip(".").lower()
     if not name.isascii():
         name = name.encode("idna").decode("ascii")
     return name
@@ -329,7 +331,11 @@ class NetPolicy:
             return self.check_address(literal, host)
         if self.allow_private or self.host_allowed(host):
             return None
-        name = normalize_host_name(host) if host.isascii() else host
+        try:
+            name = normalize_host_name(unquote(host))
+        except UnicodeError:  # IDNA refuses it; its NFKC form is what a resolver would try
+            name = unicodedata.normalize("NFKC", unquote(host)).translate(_DOTS).lower()
+            name = name.rstrip(".")
         if name in _LOCALHOST_NAMES or name.endswith(".localhost"):
             return f"loopback host name {name}"
         return None

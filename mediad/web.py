@@ -113,7 +113,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 def auth_middleware(tokens: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    from mediad.auth import matches_any
+    from mediad.auth import bearer_token, matches_any
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -125,8 +125,7 @@ def auth_middleware(tokens: tuple[str, ...]):  # type: ignore[no-untyped-def]
             or _signed_file_link(request)
         ):
             return await handler(request)
-        header = request.headers.get("Authorization", "")
-        token = header[7:] if header.startswith("Bearer ") else None
+        token = bearer_token(request.headers.get("Authorization"))
         if not matches_any(token, tokens):
             raise Unauthorized(
                 "send Authorization: Bearer <token> with a configured API token",

@@ -129,3 +129,14 @@ def test_matches_any(candidate: Any, tokens: list[str], expected: bool) -> None:
 def test_matches_any_accepts_any_iterable() -> None:
     assert matches_any("b" * 16, ("a" * 16, "b" * 16))
     assert matches_any("b" * 16, (t for t in ["b" * 16]))
+
+
+def test_bearer_token_scheme_is_case_insensitive() -> None:
+    from mediad.auth import bearer_token
+
+    assert bearer_token("Bearer abc") == "abc"
+    assert bearer_token("bearer abc") == "abc"
+    assert bearer_token("BEARER   abc  ") == "abc"
+    assert bearer_token("Bearer\tabc") == "abc"
+    for other in ("Basic abc", "Bearer", "Bearer ", "Bearerabc", "", None):
+        assert bearer_token(other) is None
