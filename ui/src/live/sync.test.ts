@@ -1,0 +1,143 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Job, JobPage } from '../api/types';
+import type { Filter } from '../lib/filters';
+import { JobStore } from '../store/jobs';
+import { job } from '../test/fixtures';
+import { Sync, type SocketLike } from './sync';
+
+class FakeSocket implements SocketLike {
+  connected = false;
+  active = true;
+  handlers = new Map<string, ((...a: any[]) => void)[]>();
+  emitted: { event: string; args: any[] }[] = [];
+  connects = 0;
+  ackWith: unknown = { ok: true };
+
+  on(event: string, fn: (...a: any[]) => void) {
+    this.handlers.set(event, [...(this.handlers.get(event) ?? []), fn]);
+  }
+  emit(event: string, ...args: any[]) {
+    this.emitted.push({ event, args });
+    const ack = args.at(-1);
+    if (event === 'subscribe' && typeof ack === 'function') ack(this.ackWith);
+  }
+  connect() {
+    this.connects += 1;
+  }
+  disconnect() {
+    this.connected = false;
+  }
+  fire(event: string, ...args: any[]) {
+    if (event === 'connect') this.connected = true;
+    for (const fn of this.handlers.get(event) ?? []) fn(...args);
+  }
+}
+
+function setup(pages: () => JobPage) {
+  const store = new JobStore({ tab: 'all', q: '' }, () => Date.now());
+  const socket = new FakeSocket();
+  const listPage = vi.fn(async (_f: Filter) => pages());
+  const getJob = vi.fn(async (id: string): Promise<Job> => job({ jobId: id }));
+  const flushes: (() => void)[] = [];
+  const onAuthRequired = vi.fn();
+  const sync = new Sync({
+    store,
+    listPage,
+    getJob,
+    createSocket: () => socket,
+    getToken: () => null,
+    onAuthRequired,
+    authBlocked: () => false,
+    schedule: (f) => flushes.push(f),
+  });
+  return { store, socket, listPage, getJob, sync, flushes, onAuthRequired };
+}
+
+describe('Sync', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('subscribes to every job on each connection and resyncs once, then does not poll', async () => {
+    const { socket, sync, listPage } = setup(() => ({ items: [], nextCursor: null }));
+    sync.start();
+    socket.fire('connect');
+    expect(socket.emitted.filter((e) => e.event === 'subscribe').map((e) => e.args[0])).toEqual([{ all: true }]);
+    expect(sync.getState()).toBe('resyncing');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sync.getState()).toBe('connected');
+    expect(listPage).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(listPage).toHaveBeenCalledTimes(1); // no polling while connected
+  });
+
+  it('polls every 3 s while disconnected, resyncs once on reconnect, then stops', async () => {
+    const { socket, sync, listPage } = setup(() => ({ items: [], nextCursor: null }));
+    sync.start();
+    socket.fire('connect');
+    await vi.advanceTimersByTimeAsync(0);
+    listPage.mockClear();
+
+    socket.fire('disconnect', 'transport close');
+    expect(sync.getState()).toBe('polling');
+    await vi.advanceTimersByTimeAsync(9_100);
+    expect(listPage).toHaveBeenCalledTimes(3);
+
+    socket.fire('connect');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sync.getState()).toBe('connected');
+    expect(listPage).toHaveBeenCalledTimes(4); // the resync
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(listPage).toHaveBeenCalledTimes(4);
+    expect(socket.emitted.filter((e) => e.event === 'subscribe')).toHaveLength(2);
+  });
+
+  it('a failed resync is tried again', async () => {
+    let fail = true;
+    const { socket, sync, listPage } = setup(() => {
+      if (fail) throw new Error('503');
+      return { items: [], nextCursor: null };
+    });
+    sync.start();
+    socket.fire('connect');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sync.getState()).toBe('resyncing');
+    fail = false;
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(sync.getState()).toBe('connected');
+    expect(listPage).toHaveBeenCalledTimes(2);
+  });
+
+  it('batches events and applies them in one go; unknown jobs are fetched', async () => {
+    const known = job({ progress: 5 });
+    const { socket, sync, store, flushes, getJob } = setup(() => ({ items: [known], nextCursor: null }));
+    sync.start();
+    socket.fire('connect');
+    await vi.advanceTimersByTimeAsync(0);
+    const seen: number[] = [];
+    store.subscribeJob(known.jobId, () => seen.push(store.get(known.jobId)!.progress!));
+
+    for (const p of [10, 20, 30]) {
+      socket.fire('progress', { jobId: known.jobId, stage: 'downloading', progress: p, speed: 1, eta: 1, totalBytes: 9 });
+    }
+    socket.fire('progress', { jobId: 'unknown-id', stage: 'downloading', progress: 1, speed: 1, eta: 1, totalBytes: 9 });
+    expect(flushes).toHaveLength(1);
+    expect(store.get(known.jobId)!.progress).toBe(5); // not yet: the next frame
+    flushes[0]!();
+    expect(store.get(known.jobId)!.progress).toBe(30);
+    expect(seen).toEqual([30]); // one render for three events
+    expect(getJob).toHaveBeenCalledWith('unknown-id');
+  });
+
+  it('asks for a token when the socket refuses it', () => {
+    const { socket, sync, onAuthRequired } = setup(() => ({ items: [], nextCursor: null }));
+    sync.start();
+    socket.active = false;
+    socket.fire('connect_error', new Error('a valid API token is required'));
+    expect(onAuthRequired).toHaveBeenCalledWith('a valid API token is required');
+    expect(sync.getState()).toBe('polling');
+  });
+});

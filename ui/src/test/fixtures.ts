@@ -1,0 +1,40 @@
+import type { Job } from '../api/types';
+
+let n = 0;
+
+/** A job as GET /downloads shows it, with what a test cares about changed. */
+export function job(over: Partial<Job> = {}): Job {
+  n += 1;
+  const id = over.jobId ?? `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+  return {
+    jobId: id,
+    url: `https://example.com/video-${n}.mp4`,
+    type: 'aria2',
+    status: 'running',
+    stage: 'downloading',
+    progress: 10,
+    speed: 1000,
+    eta: 60,
+    totalBytes: 1_000_000,
+    filename: null,
+    size: null,
+    outputPath: null,
+    errorCode: null,
+    errorMessage: null,
+    attempts: 1,
+    options: {},
+    createdAt: '2025-01-01T12:00:00+00:00',
+    updatedAt: '2025-01-01T12:00:00+00:00',
+    startedAt: '2025-01-01T12:00:01+00:00',
+    finishedAt: null,
+    ...over,
+  };
+}
+
+/** Jobs created one second apart, the newest first (as the server pages them). */
+export function jobsNewestFirst(count: number, over: Partial<Job> = {}): Job[] {
+  const base = Date.parse('2025-01-01T12:00:00Z');
+  return Array.from({ length: count }, (_, i) =>
+    job({ createdAt: new Date(base + (count - i) * 1000).toISOString(), ...over }),
+  );
+}
