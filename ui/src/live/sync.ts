@@ -47,11 +47,17 @@ export const AUTH_MESSAGE = 'a valid API token is required';
 const EVENTS = ['progress', 'job-update', 'completed', 'failed'] as const;
 
 function defaultSchedule(flush: () => void): void {
-  if (typeof document !== 'undefined' && !document.hidden && typeof requestAnimationFrame === 'function') {
-    requestAnimationFrame(() => flush());
-  } else {
-    setTimeout(flush, 200);
+  // The next frame; a timer too, since a hidden tab gets no frames (events would pile up).
+  let done = false;
+  const run = () => {
+    if (done) return;
+    done = true;
+    flush();
+  };
+  if (typeof requestAnimationFrame === 'function' && !(typeof document !== 'undefined' && document.hidden)) {
+    requestAnimationFrame(run);
   }
+  setTimeout(run, 250);
 }
 
 function defaultSocket(auth: () => Record<string, string>): SocketLike {
