@@ -45,7 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mediad", description="Self-hosted media downloads.")
-    parser.add_argument("--version", action="version", version=f"mediad {__version__}")
+    parser.add_argument(
+        "--version", action=_Version, nargs=0, help="print mediad's, yt-dlp's and Python's versions"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help_text: str, run):  # type: ignore[no-untyped-def]
@@ -57,14 +59,38 @@ def _parser() -> argparse.ArgumentParser:
     serve = command("serve", "run the service (HTTP, Socket.IO, workers)", _serve)
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
+    serve.add_argument(
+        "--check", action="store_true", help="find the tools and servers it needs, then exit"
+    )
     worker = command("worker", "run a remote worker (needs WORKER_TOKEN)", _remote_worker)
     worker.add_argument("--server", help="the service's URL, e.g. http://10.0.0.2:8080")
     # Internal: how `mediad serve` (and a remote worker, re-executing itself) hands a
     # worker its settings and token without the environment.
     worker.add_argument("--settings-fd", type=int, help=argparse.SUPPRESS)
     command("migrate", "apply database migrations and exit", _migrate)
-    command("check-config", "validate the configuration and print it", _check_config)
+    command(
+        "check-config",
+        "validate the configuration, print it and find the tools it needs",
+        _check_config,
+    )
     return parser
+
+
+class _Version(argparse.Action):
+    """``--version``: mediad's, yt-dlp's and Python's (yt-dlp looked up only when asked)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        import platform
+
+        from mediad.frozen import is_frozen
+        from mediad.toolcheck import ytdlp_version
+
+        build = ", single binary" if is_frozen() else ""
+        print(
+            f"mediad {__version__}\nyt-dlp {ytdlp_version()}\n"
+            f"Python {platform.python_version()} ({platform.python_implementation()}{build})"
+        )
+        parser.exit()
 
 
 def _event_loop_policy() -> None:
@@ -75,40 +101,67 @@ def _event_loop_policy() -> None:
 
 
 def _serve(args: argparse.Namespace, config: configuration.Config) -> int:
+    if args.check:
+        from mediad import toolcheck
+
+        return toolcheck.report(toolcheck.check(config), sys.stdout)
     logs.configure(config.logging.level, config.logging.format, "serve")
     _event_loop_policy()
     return asyncio.run(_serve_async(config))
 
 
 async def _serve_async(config: configuration.Config) -> int:
+    from mediad import sdnotify
+    from mediad.frozen import OnefileGuard
     from mediad.service import Service
 
+    # Read and taken out of the environment first: no child may talk to systemd for us.
+    notifier = sdnotify.Notifier.from_environment()
+    watchdog = asyncio.ensure_future(notifier.watchdog())  # pings while the loop runs
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    guard = OnefileGuard()  # the single binary's temp folder (frozen.py)
+    if not guard.arm():
+        stop.set()
+    guard.sweep()
     service = Service(config)
+    notifier.notify(STATUS="starting")
     stopper = asyncio.ensure_future(stop.wait())
     starting = asyncio.ensure_future(service.start())
-    await asyncio.wait([stopper, starting], return_when=asyncio.FIRST_COMPLETED)
-    if not starting.done():  # a signal while start-up waits (for Redis, say)
-        starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError, MediadError):
-            await starting
-        log.info("stopped during start-up")
-        return 0
+    announcer: asyncio.Future[None] | None = None
     try:
-        starting.result()
-    except MediadError as exc:
+        await asyncio.wait([stopper, starting], return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # a signal while start-up waits (for Redis, say)
+            notifier.notify("STOPPING=1", STATUS="stopping during start-up")
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, MediadError):
+                await starting
+            log.info("stopped during start-up")
+            return 0
+        try:
+            starting.result()
+        except MediadError as exc:
+            stopper.cancel()
+            log.error("start-up failed: %s", exc)
+            notifier.notify(STATUS=f"start-up failed: {exc}")
+            return 1
+        assert service.failed is not None
+        announcer = asyncio.ensure_future(sdnotify.announce(service, notifier))
+        await asyncio.wait([stopper, service.failed], return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
-        log.error("start-up failed: %s", exc)
-        return 1
-    assert service.failed is not None
-    await asyncio.wait([stopper, service.failed], return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    log.info("shutting down")
-    await service.stop()
-    return 1 if service.failed.done() else 0
+        announcer.cancel()
+        log.info("shutting down")
+        notifier.notify("STOPPING=1", STATUS="stopping: requeueing running jobs")
+        await service.stop()
+        return 1 if service.failed.done() else 0
+    finally:
+        for task in (watchdog, announcer):
+            if task is not None:
+                task.cancel()
+        notifier.close()
+        guard.release()
 
 
 def _handed_over_worker(fd: int) -> int:
@@ -232,7 +285,9 @@ def _check_config(args: argparse.Namespace, config: configuration.Config) -> int
     # One rule for every key: secret-like keys and every URL's credentials are hidden.
     print(yaml.safe_dump(mask(dataclasses.asdict(config)), sort_keys=False), end="")
     print("# the configuration is valid (secrets hidden)", file=sys.stderr)
-    return 0
+    from mediad import toolcheck
+
+    return toolcheck.report(toolcheck.check(config), sys.stderr)  # as `serve --check`
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from mediad.frozen import system_environment
+
 HIDDEN = "***"
 SET = "<set>"
 
@@ -104,9 +106,14 @@ def is_mediad_setting(name: str) -> bool:
 def child_environment(env: Mapping[str, str]) -> dict[str, str]:
     """What a process mediad starts may inherit from ``env``: no setting of mediad's own
     (every secret and the rest), no variable whose name is secret-like, and no value
-    holding a URL's credentials. The caller adds what the child needs, and only that."""
-    return {
-        name: value
-        for name, value in env.items()
-        if not is_mediad_setting(name) and not is_secret_key(name) and not has_credentials(value)
-    }
+    holding a URL's credentials. The caller adds what the child needs, and only that.
+    In the single binary, also without the bootloader's library path (``frozen``)."""
+    return system_environment(
+        {
+            name: value
+            for name, value in env.items()
+            if not is_mediad_setting(name)
+            and not is_secret_key(name)
+            and not has_credentials(value)
+        }
+    )

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mediad import frozen
 from mediad.auth import WorkerTokens
 from mediad.config import Config
 from mediad.secrecy import child_environment
@@ -42,9 +43,11 @@ def worker_command(settings_fd: int) -> list[str]:
 def worker_environment(env: Mapping[str, str]) -> dict[str, str]:
     """A worker's environment: the service's without any of mediad's settings or secrets
     (``child_environment``), but with the twmd limits (``MEDIAD_TWMD_*``), which the
-    Twitter/X runner reads from it."""
+    Twitter/X runner reads from it. In the single binary, a worker is the binary started
+    again: it keeps the bootloader's variables, so it reuses the unpacked bundle."""
     clean = child_environment(env)
     clean.update({k: v for k, v in env.items() if k.startswith("MEDIAD_TWMD_")})
+    clean.update(frozen.runtime_variables(env))
     return clean
 
 
