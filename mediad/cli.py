@@ -1,4 +1,5 @@
-"""The command line: ``mediad serve | worker | migrate | check-config``."""
+"""The command line: ``mediad serve | worker | migrate | check-config``, and the client and
+backup commands of client_cli.py."""
 
 from __future__ import annotations
 
@@ -73,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
         "validate the configuration, print it and find the tools it needs",
         _check_config,
     )
+    # get, ls, show, cancel…rm, backup, restore (mediad/client_cli.py: stdlib-only imports).
+    from mediad import client_cli
+
+    client_cli.register(command)
     return parser
 
 
