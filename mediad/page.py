@@ -140,14 +140,15 @@ class Page:
             try:
                 return await handler(request)
             except web.HTTPNotFound:
-                if not self._wants_page(request):
+                if not self.wants_page(request):
                     raise
                 return await self.serve_index(request)
 
         return fallback
 
     @staticmethod
-    def _wants_page(request: web.Request) -> bool:
+    def wants_page(request: web.Request) -> bool:
+        """A browser asking for a page (not an API path, not an asset)."""
         if request.method not in ("GET", "HEAD") or request.path.startswith("/assets/"):
             return False
         if any(request.path == p or request.path.startswith(p + "/") for p in API_PREFIXES):

@@ -123,7 +123,9 @@ class Service:
         app[webapp.HEALTH_CHECKS]["aria2"] = aria2_check
         app[webapp.HEALTH_CHECKS]["twmd"] = self._twmd_check
 
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
+        runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=2, max_line_size=webapp.MAX_REQUEST_LINE
+        )
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, c.server.host, c.server.port, reuse_address=True)

@@ -62,6 +62,10 @@ FILE_LINKS = web.AppKey("file_links", FileLinks)
 HEALTH_CHECKS = web.AppKey("health_checks", dict[str, Callable[[], Awaitable[dict[str, Any]]]])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# The longest request line aiohttp reads: room for a URL of requests.MAX_URL_LENGTH
+# characters in a query string (GET /detect?url=…), each percent-encoded UTF-8 (aiohttp's
+# default, 8190 bytes, answers a long one with a plain-text 400 instead of ours).
+MAX_REQUEST_LINE = 16 + requests.MAX_URL_LENGTH * 12 + 4096
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -121,7 +125,8 @@ def auth_middleware(tokens: tuple[str, ...]):  # type: ignore[no-untyped-def]
             request.path == "/health"
             or request.path.startswith("/socket.io/")
             or getattr(request.match_info.handler, "public", False)  # the page, the spec
-            or request.match_info.http_exception is not None  # no such route: 404/405
+            # No such route, asked by a browser: the page's own routes (index.html).
+            or (request.match_info.http_exception is not None and Page.wants_page(request))
             or _signed_file_link(request)
         ):
             return await handler(request)
@@ -245,6 +250,8 @@ async def post_download(request: web.Request) -> web.Response:
         # The row is the truth: the reconciler pushes it once Redis is back.
         log.warning("job accepted while Redis is down: %s", exc, extra={"jobId": str(job_id)})
     log.info("job accepted (%s)", job_type.value, extra={"jobId": str(job_id), "stage": "queued"})
+    # Dashboards following every job see new ones at once, whoever posted them.
+    await request.app[DISPATCHER].publish_update(job)
     return json_response(
         {"jobId": str(job.id), "status": job.status.value, "type": job.type.value}, 201
     )

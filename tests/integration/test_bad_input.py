@@ -514,7 +514,11 @@ BAD_CURSOR = (400, "bad_cursor")
 QUERY_CASES = [
     P("status=bogus", BAD_QUERY, id="status_unknown"),
     P("status=RUNNING", BAD_QUERY, id="status_uppercase"),
-    P("status=queued,failed", BAD_QUERY, id="status_list"),
+    P("status=queued,failed,", BAD_QUERY, id="status_list_trailing_comma"),
+    P("status=queued,,failed", BAD_QUERY, id="status_list_empty_item"),
+    P("status=queued,done", BAD_QUERY, id="status_list_unknown_item"),
+    P("q=" + "a" * 201, BAD_QUERY, id="search_too_long"),
+    P("q=a%0Ab", BAD_QUERY, id="search_newline"),
     P("status=queued%20", BAD_QUERY, id="status_trailing_space"),
     P("status=%00", BAD_QUERY, id="status_nul"),
     P("limit=0", BAD_QUERY, id="limit_0"),

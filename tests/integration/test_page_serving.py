@@ -158,6 +158,14 @@ async def test_detect(api: Api) -> None:
     assert status == 400 and body["error"]["code"] == "invalid_url"
 
 
+async def test_detect_takes_the_longest_url_in_any_script(api: Api) -> None:
+    url = "https://a.example/" + "名" * (2048 - len("https://a.example/"))
+    status, body = await api.request("GET", "/detect", params={"url": url})
+    assert status == 200 and body["type"] == "ytdlp"
+    status, body = await api.request("GET", "/detect", params={"url": url + "x"})
+    assert status == 400 and body["error"]["code"] == "invalid_url"
+
+
 async def test_list_filters_by_several_statuses_and_searches(
     api: Api, media_server: MediaServer
 ) -> None:
@@ -272,3 +280,22 @@ async def test_a_job_file_is_never_swapped_for_its_gz_sibling(
         assert resp.status == 200 and "Content-Encoding" not in resp.headers
         digest = hashlib.sha256(await resp.read()).hexdigest()
     assert digest == media.sha256_file(media_dir / "blob.bin")
+
+
+async def test_a_new_job_is_announced_to_dashboards(api: Api, shared_service: Service) -> None:
+    from tests.support.harness import eventually
+    from tests.support.jobs_client import JobsClient
+
+    async with JobsClient(shared_service.base_url) as client:
+        assert (await client.subscribe(all=True))["ok"] is True
+        created = await api.submit("https://unreachable.invalid/new.mp4")
+        await api.request("POST", f"/downloads/{created['jobId']}/cancel")
+        cancelled = ("job-update", "cancelled")
+        await eventually(
+            lambda: cancelled in [(n, e.get("status")) for n, e in client.of(created["jobId"])],
+            what="the job-update of the cancel",
+        )
+        assert client.of(created["jobId"])[0] == (
+            "job-update",
+            {"jobId": created["jobId"], "status": "queued", "stage": "queued", "progress": 0},
+        )

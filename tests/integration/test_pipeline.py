@@ -61,9 +61,15 @@ async def test_files_listing_and_range_requests(
     assert listing == {
         "jobId": created["jobId"],
         "files": [
-            {"name": "blob.bin", "size": 4 * 1024 * 1024, "mimeType": "application/octet-stream"}
+            {
+                "name": "blob.bin",
+                "size": 4 * 1024 * 1024,
+                "mimeType": "application/octet-stream",
+                "url": f"/files/{created['jobId']}/download?name=blob.bin",
+            }
         ],
         "totalSize": 4 * 1024 * 1024,
+        "zipUrl": None,
     }
     source = (media_dir / "blob.bin").read_bytes()
     headers = {"Range": "bytes=1000-1999"}
