@@ -39,7 +39,10 @@ export function JobCard({ job, onDelete, deferred = false }: { job: Job } & Omit
   const [busy, setBusy] = useState(false);
   const title = jobTitle(job);
   const showStage =
-    (job.status === 'running' || job.status === 'paused') && job.stage && job.stage !== 'queued';
+    (job.status === 'running' || job.status === 'paused') &&
+    job.stage &&
+    job.stage !== 'queued' &&
+    job.stage !== job.status; // a paused job's stage is "paused": say it once
 
   const act = async (b: ActionButton) => {
     if (b.action === 'delete') {
