@@ -1,6 +1,6 @@
 # The commands people type. `make run` and `make test` set everything up first, the web
 # page included (rebuilt only when its sources are newer than the build).
-.PHONY: run test setup setup-test page lint format bench clean
+.PHONY: run test setup setup-test page lint format bench clean binary binary-onedir
 
 PY := .venv/bin/python
 PAGE := mediad/static/index.html
@@ -28,6 +28,18 @@ $(PAGE): ui/node_modules/.package-lock.json $(PAGE_SOURCES)
 
 ui/node_modules/.package-lock.json: ui/package-lock.json
 	cd ui && npm ci --no-audit --no-fund
+
+# The single binary (PyInstaller, packaging/mediad.spec): dist/mediad, one file with
+# mediad, yt-dlp, the schema and the page inside. `binary-onedir`: dist/mediad-onedir/,
+# a folder that starts faster. Both need the page built (the spec refuses otherwise).
+PYINSTALLER := $(PY) -m PyInstaller --noconfirm --log-level WARN --distpath dist \
+	--workpath build/pyinstaller packaging/mediad.spec
+
+binary: setup page
+	$(PYINSTALLER)
+
+binary-onedir: setup page
+	$(PYINSTALLER) -- --onedir
 
 lint: setup
 	$(PY) -m ruff check .
