@@ -450,7 +450,9 @@ async def follow(client: Client, job_id: str, display: Display) -> dict[str, Any
                 else:  # completed or failed
                     status = kind
             if status in TERMINAL:
-                return await _fetch_job(client, job_id)
+                final = await _fetch_job(client, job_id)
+                display.job(final)
+                return final
     finally:
         await sio.disconnect()
 
@@ -590,8 +592,12 @@ class RichDisplay(Display):
         status = job.get("status")
         if status == "running":
             self.progress(job)
+        elif status == "completed":
+            self.bar.update(
+                self.task, total=100, completed=100, stage=status, percent="100%", speed="", eta="-"
+            )
         elif status:
-            self.bar.update(self.task, stage=str(status))
+            self.bar.update(self.task, stage=str(status), speed="", eta="-")
 
     def progress(self, event: Mapping[str, Any]) -> None:
         value = event.get("progress")

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
+from mediad import client_cli
 from mediad.aria2 import free_port
 from mediad.service import Service
-from tests.support.harness import running_service
+from tests.support.harness import Api, running_service
 from tests.support.mediaserver import MediaServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,6 +151,26 @@ async def test_get_of_a_job_that_ends_before_it_is_followed(
     )  # fmt: skip
     assert run.code == 0, run.err
     assert (tmp_path / "tiny.txt").read_bytes() == b"tiny\n"
+    # Deterministically: jobs that ended (or went) before anyone followed them.
+    api = Api(shared_service.base_url)
+    client = client_cli.Client(shared_service.base_url, None)
+    try:
+        done = (await api.submit(media_server.url("tiny.txt"), type="aria2"))["jobId"]
+        failed = (await api.submit(media_server.url("absent.mp4")))["jobId"]
+        await api.wait_status(done, "completed")
+        await api.wait_status(failed, "failed")
+        job = await client_cli.follow(client, done, client_cli.Display())
+        assert job["status"] == "completed" and job["filename"] == "tiny.txt"
+        job = await client_cli.follow(client, failed, client_cli.Display())
+        assert job["status"] == "failed" and job["errorCode"] == "not_found"
+        assert (await api.request("DELETE", f"/downloads/{done}"))[0] == 204
+        with pytest.raises(client_cli.ClientError) as deleted:
+            await client_cli.follow(client, done, client_cli.Display())
+        assert deleted.value.exit_code == client_cli.EXIT_CANCELLED
+        assert "was deleted" in deleted.value.message
+    finally:
+        await client.close()
+        await api.close()
 
 
 async def test_refusals_and_an_unreachable_server(
@@ -266,3 +288,76 @@ async def test_a_token_protected_service(
     by_config = await mediad("show", by_env.json()[0]["jobId"], "--config", str(config), env=clean_env())  # fmt: skip
     assert by_config.code == 0, by_config.err
     assert "status    completed" in by_config.out and "blob.bin  4.0 MiB" in by_config.out
+
+
+async def test_get_on_a_terminal_shows_a_live_bar(
+    shared_service: Service, media_server: MediaServer, tmp_path: Path
+) -> None:
+    """stdout a pseudo-terminal: rich's bar, redrawn in place, then the same summary."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mediad", "get", media_server.url("blob.bin", rate=4 * 1024 * 1024),
+            "--type", "aria2", "--output", str(tmp_path),
+            stdin=asyncio.subprocess.DEVNULL, stdout=follower, stderr=asyncio.subprocess.PIPE,
+            env=clean_env(MEDIAD_URL=shared_service.base_url, COLUMNS="100", TERM="xterm"),
+            cwd=ROOT,
+        )  # fmt: skip
+        os.close(follower)
+        follower = -1
+        chunks: list[bytes] = []
+
+        def read() -> None:
+            while True:
+                try:
+                    data = os.read(leader, 65536)
+                except OSError:  # EIO: the terminal's last writer is gone
+                    return
+                if not data:
+                    return
+                chunks.append(data)
+
+        reading = asyncio.get_running_loop().run_in_executor(None, read)
+        _, err = await asyncio.wait_for(proc.communicate(), 120)
+        await asyncio.wait_for(reading, 30)
+    finally:
+        os.close(leader)
+        if follower != -1:
+            os.close(follower)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, err
+    assert "\x1b[" in screen  # redrawn in place: cursor control
+    assert "━" in screen  # rich's bar
+    assert "completed: blob.bin (4.0 MiB)" in screen
+    assert (tmp_path / "blob.bin").stat().st_size == 4 * 1024 * 1024
+
+
+async def test_ctrl_c_leaves_the_job_running_and_exits_130(
+    shared_service: Service, media_server: MediaServer
+) -> None:
+    api = Api(shared_service.base_url)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mediad", "get", media_server.url("blob.bin", stall_after=65536),
+        "--type", "aria2",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=clean_env(MEDIAD_URL=shared_service.base_url), cwd=ROOT,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        first = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        job_id = re.fullmatch(r"job (\S+) \(aria2\)\n", first)[1]  # type: ignore[index]
+        await api.wait_status(job_id, "running")
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 130
+        assert f"interrupted; job {job_id} goes on" in err.decode()
+        assert (await api.job(job_id))["status"] == "running"
+        status, _ = await api.request("POST", f"/downloads/{job_id}/cancel")
+        assert status == 200
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await api.close()
