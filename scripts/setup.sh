@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
-# --test: also what the tests need (Chromium for the browser tests).
+# --test: also what the tests need (Chromium for the browser tests, systemd-analyze).
 for_tests=0
 [ "${1:-}" = "--test" ] && for_tests=1
 
@@ -18,6 +18,11 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ "$for_tests" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   missing+=(chromium)
+fi
+# systemd-analyze checks the units (tests/unit/test_systemd_units.py); it runs without a
+# running systemd.
+if [ "$for_tests" = 1 ] && ! command -v systemd-analyze >/dev/null 2>&1; then
+  missing+=(systemd)
 fi
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v aria2c >/dev/null 2>&1 || missing+=(aria2)
