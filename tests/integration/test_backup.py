@@ -5,7 +5,9 @@ started for the dump or used as it runs."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from mediad import config as configuration
 from mediad.service import Service
 from mediad.services import ManagedPostgres, find_postgres_bin_dir
 from tests.integration.test_client_cli import clean_env, mediad
-from tests.support.harness import Api, Databases, RedisServer, make_config, shared_tmp
+from tests.support.harness import Api, Databases, RedisServer, eventually, make_config, shared_tmp
 from tests.support.harness import running_service as running
 from tests.support.mediaserver import MediaServer
 
@@ -216,3 +218,55 @@ async def test_the_embedded_cluster_started_for_a_backup_or_used_as_it_runs(
             assert await _rows(dsn) == rows == await _rows(seed_dsn)
     finally:
         shutil.rmtree(state, ignore_errors=True)
+
+
+async def test_the_dump_is_one_snapshot_while_jobs_are_written(
+    databases: Databases, tmp_path: Path
+) -> None:
+    """Jobs inserted all through the dump: the count it prints is exactly what it holds,
+    and a restore refuses a store someone is connected to."""
+    from mediad import migrations
+
+    dsn = await databases.create()
+    conn = await asyncpg.connect(dsn)
+    await migrations.apply(conn)
+    writing = await asyncpg.connect(dsn)
+    stop = asyncio.Event()
+
+    async def write() -> int:
+        n = 0
+        while not stop.is_set():
+            await writing.execute(
+                "INSERT INTO jobs (id, url, type, status) VALUES (gen_random_uuid(), $1, 'aria2', 'queued')",
+                f"https://example.com/{n}.mp4",
+            )
+            n += 1
+            await asyncio.sleep(0)
+        return n
+
+    writer = asyncio.ensure_future(write())
+    try:
+        await eventually(lambda: conn.fetchval("SELECT count(*) > 20 FROM jobs"), what="writes")
+        dump = tmp_path / "live.dump"
+        run = await mediad("backup", str(dump), env=clean_env(DATABASE_URL=dsn))
+        assert run.code == 0, run.err
+        written_meanwhile = await conn.fetchval("SELECT count(*) FROM jobs")
+    finally:
+        stop.set()
+        await writer
+    try:
+        counted = int(re.search(r": (\d+) jobs", run.out)[1])  # type: ignore[index]
+        target = await databases.create()
+        holder = await asyncpg.connect(target)  # as a running service would be
+        try:
+            busy = await mediad("restore", str(dump), env=clean_env(DATABASE_URL=target))
+            assert busy.code == 4 and "other connection" in busy.err, busy.err
+        finally:
+            await holder.close()
+        restored = await mediad("restore", str(dump), env=clean_env(DATABASE_URL=target))
+        assert restored.code == 0, restored.err
+        assert f"{counted} jobs" in restored.out
+        assert len(await _rows(target)) == counted <= written_meanwhile
+    finally:
+        await conn.close()
+        await writing.close()
