@@ -12,10 +12,9 @@ import re
 from typing import Any
 from uuid import UUID
 
-import orjson
 import socketio
 
-from mediad import auth, events
+from mediad import auth, events, sockets
 from mediad.config import Config
 from mediad.dispatcher import ALL_ROOM, Dispatcher, job_room
 from mediad.errors import InvalidEvent, StoreUnavailable
@@ -28,32 +27,14 @@ MAX_ROOMS_PER_CLIENT = 100
 WORKER_ID = re.compile(r"[A-Za-z0-9._:@-]{1,64}")
 
 
-class _Json:
-    """orjson for Socket.IO packets, falling back to the stdlib for what orjson refuses."""
-
-    @staticmethod
-    def dumps(obj: Any, **_: Any) -> str:
-        return orjson.dumps(obj).decode()
-
-    @staticmethod
-    def loads(text: str | bytes, **_: Any) -> Any:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            import json
-
-            return json.loads(text)
-
-
 def create_server(config: Config) -> socketio.AsyncServer:
     origins: list[str] | None = list(config.server.cors_origins) or None
-    return socketio.AsyncServer(
+    # sockets.Server: bad client input closes the connection with one log line; orjson
+    # only (no stdlib fallback to recurse or choke on huge numbers).
+    return sockets.Server(
         async_mode="aiohttp",
         cors_allowed_origins=origins,  # None: same origin only
-        json=_Json,
         max_http_buffer_size=MAX_MESSAGE_BYTES,
-        logger=False,
-        engineio_logger=False,
     )
 
 

@@ -762,16 +762,14 @@ async def guarded_api(guarded: Service) -> AsyncIterator[Api]:
 
 # fmt: off
 BAD_AUTH_HEADERS = [
+    # "bearer", "BEARER" and runs of spaces are accepted (RFC 7235): test_small_things.py.
     P(None, id="no_header"),
     P("Basic dXNlcjpwYXNz", id="basic"),
     P("Basic " + base64.b64encode(f":{API_TOKEN}".encode()).decode(), id="basic_with_the_token"),
-    P(f"bearer {API_TOKEN}", id="lowercase_scheme"),
-    P(f"BEARER {API_TOKEN}", id="uppercase_scheme"),
     P("Bearer", id="bearer_no_token"),
     P("Bearer wrong-token-0123456789abcdef", id="wrong_token"),
     P(f"Bearer {API_TOKEN}x", id="token_plus_a_char"),
     P(f"Bearer {API_TOKEN[:-1]}", id="token_prefix"),
-    P(f"Bearer  {API_TOKEN}", id="two_spaces"),
     P(f"Token {API_TOKEN}", id="other_scheme"),
     P(API_TOKEN, id="bare_token"),
     P(f"Bearer {API_TOKEN},{API_TOKEN}", id="two_tokens"),

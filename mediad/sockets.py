@@ -1,0 +1,278 @@
+"""A python-socketio server that takes bad client input calmly.
+
+Anyone may open a Socket.IO connection (``/jobs`` needs no token on loopback), so what a
+client sends is checked before python-socketio acts on it. A message that is not a valid
+Engine.IO or Socket.IO packet — broken or deeply nested JSON, numbers no float holds, an
+event that is not ``[name, ...]``, unknown packet types, more than ``MAX_ATTACHMENTS``
+binary attachments or one nobody announced, events for a namespace the client has not
+joined — closes that connection with one warning line naming the client and the reason:
+never a traceback, never more than one line per connection (python-socketio would log
+every such packet, most with a full traceback).
+
+Engine.IO and python-socketio log through ``mediad.engineio`` and ``mediad.socketio`` at
+warning level, so their lines are mediad's JSON lines too (with ``logger=False`` they
+would each add a plain-text handler of their own).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+from typing import Any
+
+import engineio
+import orjson
+import socketio
+from aiohttp import web
+from engineio.async_drivers import aiohttp as eio_aiohttp
+from socketio import packet as sio_packet
+
+log = logging.getLogger(__name__)
+
+MAX_REASON = 200
+MAX_NAMESPACE = 100
+# Engine.IO packet types a client may send: open, close, ping, pong, message, upgrade, noop,
+# and "b" (base64 binary, in polling payloads).
+ENGINEIO_TYPES = frozenset("0123456b")
+RECORD_SEPARATOR = "\x1e"  # between the packets of a polling payload
+
+
+class BadPacket(ValueError):
+    """A client sent something that is not a packet mediad accepts."""
+
+
+class Json:
+    """orjson for Socket.IO packets. What orjson refuses but a worker's stdlib encoder
+    writes (NaN, Infinity, lone surrogates: the events are validated afterwards) goes to the
+    stdlib, but only below ``FALLBACK_MAX_DEPTH`` levels of nesting, checked first without
+    recursion, and with integers of at most ``MAX_INT_DIGITS`` digits: the fallback this
+    replaces raised RecursionError on 1,050-deep arrays and ValueError on 4,301-digit
+    numbers, and each one logged a traceback. Whatever it refuses raises ValueError."""
+
+    @staticmethod
+    def dumps(obj: Any, **_: Any) -> str:
+        return orjson.dumps(obj).decode()
+
+    @staticmethod
+    def loads(text: str | bytes, **_: Any) -> Any:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            if isinstance(text, bytes) or nesting_depth(text) > FALLBACK_MAX_DEPTH:
+                raise
+            error = exc
+        try:
+            return json.loads(text, parse_int=_bounded_int)
+        except (ValueError, RecursionError):
+            raise error from None
+
+
+FALLBACK_MAX_DEPTH = 64
+MAX_INT_DIGITS = 1000
+_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?')
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def nesting_depth(text: str) -> int:
+    """How deeply arrays and objects nest in JSON ``text`` (strings skipped), without
+    recursion and at C speed."""
+    brackets = _NOT_BRACKETS.sub("", _STRINGS.sub("", text))
+    return max(itertools.accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(digits)} digits")
+    return int(digits)
+
+
+BINARY_TYPES = frozenset({sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK})
+ACCEPTED_TYPES = frozenset(
+    {sio_packet.CONNECT, sio_packet.DISCONNECT, sio_packet.EVENT, sio_packet.ACK, *BINARY_TYPES}
+)
+# Binary attachments a packet may announce: python-socketio buffers them (64 KiB each at
+# most) until they have all come.
+MAX_ATTACHMENTS = 4
+
+
+class CheckedPacket(sio_packet.Packet):
+    """A Socket.IO packet whose decoding refuses what mediad's protocol has no use for."""
+
+    json = Json
+
+    def decode(self, encoded_packet: Any) -> int:
+        if not isinstance(encoded_packet, str):
+            raise BadPacket("a binary message where a packet was expected")
+        try:
+            count = super().decode(encoded_packet)
+        except (ValueError, TypeError, IndexError, RecursionError) as exc:
+            raise BadPacket(f"{type(exc).__name__}: {exc}") from None
+        kind, data = self.packet_type, self.data
+        if kind not in ACCEPTED_TYPES:
+            raise BadPacket(f"packet type {kind!r} is not accepted")
+        if count > MAX_ATTACHMENTS or (count and kind not in BINARY_TYPES):
+            raise BadPacket(f"{count} binary attachments")
+        if self.namespace is not None and len(self.namespace) > MAX_NAMESPACE:
+            raise BadPacket("namespace too long")
+        if kind in (sio_packet.EVENT, sio_packet.BINARY_EVENT) and not (
+            isinstance(data, list) and data and isinstance(data[0], str)
+        ):
+            raise BadPacket("an event must be a list that starts with its name")
+        if kind in (sio_packet.ACK, sio_packet.BINARY_ACK) and (
+            self.id is None or not isinstance(data, list)
+        ):
+            raise BadPacket("an acknowledgement needs an id and a list")
+        if kind == sio_packet.CONNECT and data is not None and not isinstance(data, dict):
+            raise BadPacket("connection data must be an object")
+        return count
+
+
+def _remote(environ: dict[str, Any] | None) -> str:
+    request = (environ or {}).get("aiohttp.request")
+    return str(getattr(request, "remote", None) or "?")
+
+
+def _short(reason: str) -> str:
+    return reason[:MAX_REASON].encode("unicode_escape").decode("ascii")
+
+
+def report(environ: dict[str, Any] | None, reason: str) -> None:
+    log.warning("closed a Socket.IO connection from %s: %s", _remote(environ), _short(reason))
+
+
+def engineio_problem(message: Any) -> str | None:
+    """Why ``message`` (one websocket message, or a polling payload) is not Engine.IO text
+    mediad accepts; None when it is."""
+    if isinstance(message, bytes):
+        return None  # an attachment: Socket.IO decides whether one is due
+    if not isinstance(message, str):
+        return "not a text or binary message"
+    for part in message.split(RECORD_SEPARATOR):
+        if not part or part[0] not in ENGINEIO_TYPES:
+            return f"not an Engine.IO packet: {part[:20]!r}"
+    return None
+
+
+class _CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
+    """One websocket connection: the first message that is not an Engine.IO packet ends
+    it (``None`` reads as the client closing), reported once; so does any message once its
+    session is closed (after a bad Socket.IO packet, say)."""
+
+    async def wait(self) -> Any:
+        message = await super().wait()
+        session = getattr(self.handler, "__self__", None)  # engineio's AsyncSocket
+        if session is not None and session.closed:
+            return None  # refused by Socket.IO (Server below): end the connection too
+        problem = engineio_problem(message)
+        if problem is None:
+            return message
+        report(getattr(self, "environ", None), problem)
+        return None
+
+
+class _CachedBody:
+    """``environ['wsgi.input']`` for a polling POST whose body was read (and checked)
+    already."""
+
+    def __init__(self, request: Any) -> None:
+        self._request = request
+
+    async def read(self, size: int = -1) -> bytes:
+        return bytes(await self._request.read())
+
+
+def _translate_request(request: Any) -> dict[str, Any]:
+    environ: dict[str, Any] = eio_aiohttp.translate_request(request)
+    environ["wsgi.input"] = _CachedBody(request)
+    return environ
+
+
+async def close_session(server: Any, sid: str | None) -> None:
+    """Close an Engine.IO session now: ``disconnect()`` would wait until a polling
+    client fetched the close packet, holding the request (and its task) until then."""
+    session = server.sockets.get(sid) if sid else None
+    if session is not None:
+        await session.close(wait=False, abort=False, reason=server.reason.TRANSPORT_ERROR)
+        server.sockets.pop(sid, None)
+
+
+class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._async = {
+            **self._async,
+            "websocket": _CheckedWebSocket,
+            "translate_request": _translate_request,
+        }
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        """A polling POST is read and checked whole first: the session of one that is not
+        Engine.IO text is closed, and the request answered 400 at once."""
+        request = args[0] if args else None
+        if getattr(request, "method", None) == "POST":
+            raw = await request.read()  # bounded by the app's client_max_size
+            try:
+                problem = engineio_problem(bytes(raw).decode("utf-8"))
+            except UnicodeDecodeError:
+                problem = "not UTF-8 text"
+            if problem is not None:
+                sid = request.query.get("sid")
+                if sid in self.sockets:  # once a session: later posts find it closed
+                    report({"aiohttp.request": request}, problem)
+                    await close_session(self, sid)
+                return web.json_response(
+                    {"error": {"code": "bad_packet", "message": problem[:MAX_REASON]}},
+                    status=400,
+                )
+        return await super().handle_request(*args, **kwargs)
+
+
+class Server(socketio.AsyncServer):  # type: ignore[misc]
+    """``socketio.AsyncServer`` for aiohttp with mediad's checks (see the module)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        for name in ("socketio", "engineio"):
+            logging.getLogger(f"mediad.{name}").setLevel(logging.WARNING)
+        kwargs.setdefault("logger", logging.getLogger("mediad.socketio"))
+        kwargs.setdefault("engineio_logger", logging.getLogger("mediad.engineio"))
+        super().__init__(serializer=CheckedPacket, json=Json, **kwargs)
+        self._closing: set[str] = set()
+
+    def _engineio_server_class(self) -> type:
+        return _EngineServer
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if eio_sid in self._closing:
+            return  # in flight when its connection was refused
+        try:
+            if eio_sid in self._binary_packet:  # an attachment is due
+                if not isinstance(data, bytes):
+                    raise BadPacket("a text message where a binary attachment was due")
+            elif not data or not isinstance(data, str):  # python-socketio skips decoding ""
+                raise BadPacket("an empty or unexpected binary message")
+            await super()._handle_eio_message(eio_sid, data)
+        except BadPacket as exc:
+            self._closing.add(eio_sid)
+            report(self.environ.get(eio_sid), str(exc))
+            await close_session(self.eio, eio_sid)
+
+    async def _handle_event(self, eio_sid: str, namespace: Any, id: Any, data: Any) -> None:
+        self._check_connected(eio_sid, namespace)
+        await super()._handle_event(eio_sid, namespace, id, data)
+
+    async def _handle_ack(self, eio_sid: str, namespace: Any, id: Any, data: Any) -> None:
+        self._check_connected(eio_sid, namespace)
+        await super()._handle_ack(eio_sid, namespace, id, data)
+
+    def _check_connected(self, eio_sid: str, namespace: Any) -> None:
+        # python-socketio would log a warning for each such packet.
+        if not self.manager.sid_from_eio_sid(eio_sid, namespace or "/"):
+            raise BadPacket(f"not connected to namespace {str(namespace)[:MAX_NAMESPACE]}")
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
+        self._closing.discard(eio_sid)
+        self._binary_packet.pop(eio_sid, None)  # python-socketio keeps a partial one forever
+        await super()._handle_eio_disconnect(eio_sid, reason)
