@@ -5,12 +5,10 @@ job, plain progress lines when stdout is a pipe, and a token-protected service."
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,51 +18,12 @@ import yaml
 from mediad import client_cli
 from mediad.aria2 import free_port
 from mediad.service import Service
+from tests.support.cli import ROOT, clean_env, mediad
 from tests.support.harness import Api, running_service
 from tests.support.mediaserver import MediaServer
 
-ROOT = Path(__file__).resolve().parents[2]
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 TOKEN = "cli-test-token-0123456789"
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test's environment without any mediad setting, plus ``extra``."""
-    drop = ("MEDIAD_", "DATABASE_URL", "REDIS_URL", "WORKER_TOKEN")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.update(extra)
-    return env
-
-
-async def mediad(*args: str, env: dict[str, str], timeout_s: float = 120) -> Run:
-    """``python -m mediad ARGS`` as a process; the service runs in this event loop, so
-    the process is awaited, never waited for."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mediad", *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=ROOT,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(), err.decode())
 
 
 @pytest.fixture(scope="module")
