@@ -320,3 +320,29 @@ async def test_ctrl_c_leaves_the_job_running_and_exits_130(
             proc.kill()
             await proc.wait()
         await api.close()
+
+
+async def test_a_job_deleted_while_followed_is_noticed_without_an_event(
+    idle_service: Service, media_server: MediaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delete sends no event: with nothing heard for IDLE_CHECK_S, `get` asks over REST."""
+    monkeypatch.setattr(client_cli, "IDLE_CHECK_S", 0.2)
+    api = Api(idle_service.base_url)
+    client = client_cli.Client(idle_service.base_url, None)
+    subscribed = asyncio.Event()
+
+    class Watch(client_cli.Display):
+        def job(self, job: Any) -> None:
+            subscribed.set()
+
+    try:
+        job_id = (await api.submit(media_server.url("video.mp4")))["jobId"]
+        following = asyncio.ensure_future(client_cli.follow(client, job_id, Watch()))
+        await asyncio.wait_for(subscribed.wait(), 30)
+        assert (await api.request("DELETE", f"/downloads/{job_id}"))[0] == 204
+        with pytest.raises(client_cli.ClientError) as deleted:
+            await asyncio.wait_for(following, 30)
+        assert deleted.value.exit_code == client_cli.EXIT_CANCELLED
+    finally:
+        await client.close()
+        await api.close()
