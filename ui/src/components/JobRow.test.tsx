@@ -36,13 +36,6 @@ describe('JobCard', () => {
     expect(buttons(render(job({ status: 'running', type: 'ffmpeg' })))).toEqual(['Cancel', 'Pause', 'Stop']);
   });
 
-  it('says a stage only when it tells more than the status', () => {
-    const paused = render(job({ status: 'paused', stage: 'paused' }));
-    expect(paused.textContent!.match(/paused/g)).toHaveLength(1);
-    const merging = render(job({ status: 'running', stage: 'merging' }));
-    expect(merging.textContent).toContain('merging');
-  });
-
   it('renders job data as text, never as HTML', () => {
     const evil = 'https://example.com/<img src=x onerror="window.__pwned=1">';
     const li = render(

@@ -39,10 +39,7 @@ export function JobCard({ job, onDelete, deferred = false }: { job: Job } & Omit
   const [busy, setBusy] = useState(false);
   const title = jobTitle(job);
   const showStage =
-    (job.status === 'running' || job.status === 'paused') &&
-    job.stage &&
-    job.stage !== 'queued' &&
-    job.stage !== job.status; // a paused job's stage is "paused": say it once
+    (job.status === 'running' || job.status === 'paused') && job.stage && job.stage !== 'queued';
 
   const act = async (b: ActionButton) => {
     if (b.action === 'delete') {
