@@ -118,22 +118,6 @@ def artifacts() -> Path:
 
 
 @pytest.fixture(scope="session")
-async def databases() -> AsyncIterator[Databases]:
-    dbs = Databases()
-    await dbs.start()
-    yield dbs
-    await dbs.stop()
-
-
-@pytest.fixture(scope="session")
-async def redis_server() -> AsyncIterator[RedisServer]:
-    server = RedisServer()
-    await server.start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture(scope="session")
 def media_dir() -> Iterator[Path]:
     path = shared_tmp("mediad-e2e-media-")
     media.make_random_file(path / "blob.bin", 4 * 1024 * 1024, seed=7)

@@ -114,7 +114,9 @@ def job_row(url: str, status: str, **fields: Any) -> dict[str, Any]:
         "url": url,
         "type": "aria2",
         "status": status,
-        "stage": {"running": "downloading", "completed": "finalizing"}.get(status, status),
+        # The stages the server writes: a paused job keeps the one it was stopped in.
+        "stage": {"queued": "queued", "completed": "finalizing", "failed": "downloading",
+                  "cancelled": "downloading"}.get(status, "downloading"),  # fmt: skip
         "progress": 100.0 if status == "completed" else 0.0,
         "speed": None,
         "eta": None,

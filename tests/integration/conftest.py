@@ -24,22 +24,6 @@ from tests.support.mediaserver import MediaServer
 
 
 @pytest.fixture(scope="session")
-async def databases() -> AsyncIterator[Databases]:
-    dbs = Databases()
-    await dbs.start()
-    yield dbs
-    await dbs.stop()
-
-
-@pytest.fixture(scope="session")
-async def redis_server() -> AsyncIterator[RedisServer]:
-    server = RedisServer()
-    await server.start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture(scope="session")
 def media_dir() -> Any:
     path = shared_tmp("mediad-test-media-")
     media.make_video(path / "video.mp4", seconds=2.0)
