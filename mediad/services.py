@@ -476,8 +476,10 @@ class ManagedPostgres(_ManagedServer):
             log.warning("killing orphan postgres processes %s of %s", orphans, self.data_dir)
             await _signal_and_wait(orphans, signal.SIGKILL, deadline - time.monotonic())
         # A dead pid postgres handles itself; a live one that is not a postgres for this
-        # data dir (the pid was reused) would make it refuse to start.
-        if old_pid and _alive(old_pid):
+        # data dir (the pid was reused) would make it refuse to start, and so would the
+        # old postmaster itself while it is a zombie nobody reaped yet (killed with us,
+        # its parent: until init reaps it, the pid still answers kill(pid, 0)).
+        if old_pid and os.path.exists(f"/proc/{old_pid}"):
             log.warning("removing %s: pid %d is not its postgres", pid_file, old_pid)
             pid_file.unlink(missing_ok=True)
         if self.run_dir.is_dir():  # its lock file has the same pid problem

@@ -7,6 +7,11 @@ nothing from the checkout, and leaves neither a process nor its onefile temp fol
 behind after SIGTERM, after a SIGKILL of the binary, or (by the next start) after a
 SIGKILL of everything.
 
+The service runs with the kernel's memory-deny-write-execute (PR_SET_MDWE, Linux 6.3+,
+inherited by every child) when the kernel has it: the systemd units set
+``MemoryDenyWriteExecute=yes``, and this shows mediad, yt-dlp, aria2c, ffmpeg,
+PostgreSQL and Redis work under it.
+
 The binary is built once per session (about a minute or two on 2 cores) and reused while
 it is newer than its inputs. Without PyInstaller these tests are skipped, unless
 MEDIAD_REQUIRE_BINARY=1 (.ci/run sets it): then they fail.
@@ -16,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import hashlib
 import importlib.util
 import os
+import pwd
 import select
 import shutil
 import signal
@@ -52,6 +59,7 @@ BUILD_TIMEOUT_S = 1200
 START_TIMEOUT_S = 120
 JOB_TIMEOUT_S = 120
 WATCHDOG_USEC = 400_000  # a ping every 0.2 s
+PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
 
 
 # --- building ------------------------------------------------------------------------
@@ -230,13 +238,19 @@ class Running:
         return dict(line.split("=", 1) for line in self.systemd.messages[index].splitlines())
 
 
-def start(install: Path, state: Path, systemd: Systemd, **extra: str) -> Running:
+def start(
+    install: Path, state: Path, systemd: Systemd, user: str | None = None, **extra: str
+) -> Running:
+    """Start the binary's `mediad serve` (as ``user``, when given, from root)."""
     systemd.reset()  # what an earlier run said is not this one's
     port = free_port()
     tmpdir = state / "tmpdir"  # the bootloader unpacks here ($TMPDIR): ours alone to watch
     tmpdir.mkdir(parents=True, exist_ok=True)
     home = state / "home"
     home.mkdir(exist_ok=True)
+    if user is not None:
+        for folder in (tmpdir, home):
+            os.chown(folder, pwd.getpwnam(user).pw_uid, pwd.getpwnam(user).pw_gid)
     env = minimal_env(
         home,
         TMPDIR=str(tmpdir),
@@ -252,8 +266,20 @@ def start(install: Path, state: Path, systemd: Systemd, **extra: str) -> Running
         proc = subprocess.Popen(
             [str(install), "serve"],
             env=env, cwd=home, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+            preexec_fn=lambda: deny_write_execute(user),
         )  # fmt: skip
     return Running(proc, f"http://127.0.0.1:{port}", state, tmpdir, systemd, log_path, extra)
+
+
+def deny_write_execute(user: str | None = None) -> None:
+    """What MemoryDenyWriteExecute=yes does, where the kernel offers it (else nothing);
+    and User=, when ``user`` is given."""
+    ctypes.CDLL(None).prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0)
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        os.setgroups([])
+        os.setgid(entry.pw_gid)
+        os.setuid(entry.pw_uid)
 
 
 async def gone(pids: set[int], what: str) -> None:
@@ -477,3 +503,31 @@ async def test_no_temp_folder_is_left_after_sigkill(
 
 def _sha256(path: Path) -> str:
     return media.sha256_file(path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="starts the binary as another user: needs root")
+async def test_an_unprivileged_user_runs_it_all(install: Path, systemd: Systemd) -> None:
+    """As the units run it (User=mediad): the embedded PostgreSQL and Redis, aria2c and
+    the workers all run as that same user, with a state dir of its own."""
+    user = pwd.getpwnam("nobody")
+    state = shared_tmp("mediad-test-binary-user-")
+    os.chown(state, user.pw_uid, user.pw_gid)
+    run = start(install, state, systemd, user="nobody")
+    try:
+        await run.ready()
+        assert len(run.bundles()) == 1
+        tree = descendants(run.proc.pid)
+        programs = {pid: exe(pid) for pid in tree if alive(pid)}
+        assert {"postgres", "aria2c", "mediad"} <= set(programs.values())
+        owners = {os.stat(f"/proc/{pid}").st_uid for pid in [run.proc.pid, *programs]}
+        assert owners == {user.pw_uid}, programs
+        async with aiohttp.ClientSession(run.base) as http:
+            async with http.get("/health") as resp:
+                assert resp.status == 200, await resp.text()
+        run.proc.send_signal(signal.SIGTERM)
+        assert run.proc.wait(timeout=60) == 0, run.log_tail()
+        await gone(tree, "no process left")
+        assert run.bundles() == []
+    finally:
+        kill_all(run)
+        shutil.rmtree(state, ignore_errors=True)
