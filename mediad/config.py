@@ -37,6 +37,14 @@ class ServerConfig:
     max_body_bytes: int = 64 * 1024
     rate_limit_per_min: int = 120  # POST /downloads per client address; 0: no limit
     shutdown_grace_s: float = 10.0
+    # Slow clients (mediad/connections.py): unfinished request heads and idle keep-alive
+    # connections are closed after header_timeout_s, a body must arrive within
+    # body_timeout_s; connections per client address and in total (0: from the open-file
+    # limit) are capped.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_connections_per_client: int = 256  # 0: no cap (behind a reverse proxy, say)
+    max_connections: int = 0
 
 
 @dataclass(frozen=True)
@@ -318,6 +326,10 @@ def _validate(c: Config) -> None:
     _check(c.server.max_body_bytes, "server.max_body_bytes", 1024, 64 * 1024 * 1024)
     _check(c.server.shutdown_grace_s, "server.shutdown_grace_s", 0, 3600)
     _check(c.server.rate_limit_per_min, "server.rate_limit_per_min", 0, 1_000_000)
+    _check(c.server.header_timeout_s, "server.header_timeout_s", 1, 3600)
+    _check(c.server.body_timeout_s, "server.body_timeout_s", 1, 3600)
+    _check(c.server.max_connections_per_client, "server.max_connections_per_client", 0, 10**6)
+    _check(c.server.max_connections, "server.max_connections", 0, 10**7)
     _check(c.queue.max_queued, "queue.max_queued", 1, 10_000_000)
     _check(c.storage.min_free_bytes, "storage.min_free_bytes", 0, 2**62)
     if c.storage.max_job_bytes is not None:

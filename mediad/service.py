@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mediad import hub
+from mediad import connections, hub
 from mediad import web as webapp
 from mediad.aria2 import Aria2Daemon
 from mediad.auth import WorkerTokens
@@ -123,8 +123,17 @@ class Service:
         app[webapp.HEALTH_CHECKS]["aria2"] = aria2_check
         app[webapp.HEALTH_CHECKS]["twmd"] = self._twmd_check
 
-        runner = web.AppRunner(
-            app, access_log=None, shutdown_timeout=2, max_line_size=webapp.MAX_REQUEST_LINE
+        # Slow and greedy clients: head and body timeouts, connection caps (connections.py).
+        runner = connections.Runner(
+            app,
+            per_client=c.server.max_connections_per_client,
+            total=connections.connection_cap(
+                c.server.max_connections, connections.raise_open_file_limit()
+            ),
+            keepalive_timeout=c.server.header_timeout_s,
+            access_log=None,
+            shutdown_timeout=2,
+            max_line_size=webapp.MAX_REQUEST_LINE,
         )
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)

@@ -22,7 +22,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from mediad import hosts, requests, zipstream
+from mediad import connections, hosts, requests, zipstream
 from mediad.auth import FileLinks, public
 from mediad.config import Config
 from mediad.control import Controller
@@ -158,7 +158,11 @@ def create_app(config: Config, page: Page | None = None) -> web.Application:
     page = page or Page()
     # The Host check comes first: a DNS-rebinding request gets nothing else (hosts.py).
     host_check = hosts.middleware(config.server.host, config.server.allowed_hosts)
-    middlewares = [errors_middleware, host_check, page.middleware()]
+    # Then the body, whole, within server.body_timeout_s (connections.py).
+    body_check = connections.body_middleware(
+        config.server.max_body_bytes, config.server.body_timeout_s
+    )
+    middlewares = [errors_middleware, host_check, body_check, page.middleware()]
     if config.server.api_tokens:
         middlewares.append(auth_middleware(config.server.api_tokens))
     app = web.Application(middlewares=middlewares, client_max_size=config.server.max_body_bytes)
