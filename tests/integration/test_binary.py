@@ -48,8 +48,6 @@ from tests.support.harness import Api, shared_tmp
 from tests.support.mediaserver import MediaServer
 from tests.support.polling import eventually
 
-pytestmark = pytest.mark.slow
-
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / "dist" / "mediad"
 SPEC = ROOT / "packaging" / "mediad.spec"
@@ -60,6 +58,8 @@ START_TIMEOUT_S = 120
 JOB_TIMEOUT_S = 120
 WATCHDOG_USEC = 400_000  # a ping every 0.2 s
 PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
+# The first test also waits for the build (about a minute here, more on a busy machine).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT_S + 300)]
 
 
 # --- building ------------------------------------------------------------------------
