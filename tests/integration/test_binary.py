@@ -116,6 +116,24 @@ def install(binary: Path) -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def test_the_build_refuses_without_the_page(tmp_path: Path) -> None:
+    """No page, no binary: the spec stops before any analysis."""
+    if importlib.util.find_spec("PyInstaller") is None:
+        pytest.skip("PyInstaller is not installed")
+    (tmp_path / "packaging").mkdir()
+    shutil.copy2(SPEC, tmp_path / "packaging" / "mediad.spec")
+    shutil.copytree(ROOT / "schema", tmp_path / "schema")
+    (tmp_path / "mediad").mkdir()  # a checkout whose page was never built
+    out = subprocess.run(
+        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--distpath", str(tmp_path / "dist"),
+         "--workpath", str(tmp_path / "build"), str(tmp_path / "packaging" / "mediad.spec")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "the web page is not built" in out.stderr and "make page" in out.stderr, out.stderr
+    assert not (tmp_path / "dist" / "mediad").exists()
+
+
 def minimal_env(home: Path, **extra: str) -> dict[str, str]:
     """What `env -i PATH=/usr/bin:/bin HOME=…` leaves, plus the settings given."""
     return {"PATH": "/usr/bin:/bin", "HOME": str(home), **extra}
