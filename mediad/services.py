@@ -212,6 +212,11 @@ def _alive(pid: int) -> bool:
     return stat_line.rpartition(")")[2].split()[0] != "Z"
 
 
+def _exists(pid: int) -> bool:
+    """True when `pid` exists, as a zombie too (kill(pid, 0) would succeed)."""
+    return os.path.exists(f"/proc/{pid}")
+
+
 def _runs_in(pid: int, folder: Path, program: str) -> bool:
     """True when process `pid` is `program` with its working dir in `folder`."""
     try:
@@ -479,7 +484,7 @@ class ManagedPostgres(_ManagedServer):
         # data dir (the pid was reused) would make it refuse to start, and so would the
         # old postmaster itself while it is a zombie nobody reaped yet (killed with us,
         # its parent: until init reaps it, the pid still answers kill(pid, 0)).
-        if old_pid and os.path.exists(f"/proc/{old_pid}"):
+        if old_pid and _exists(old_pid):
             log.warning("removing %s: pid %d is not its postgres", pid_file, old_pid)
             pid_file.unlink(missing_ok=True)
         if self.run_dir.is_dir():  # its lock file has the same pid problem
