@@ -306,8 +306,10 @@ def _tool_major(folder: Path) -> int | None:
         return None
     try:
         out = subprocess.run(
-            [str(tools[0]), "--version"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout
+            [str(tools[0]), "--version"],
+            capture_output=True, text=True, timeout=10, check=True,
+            env=child_environment(os.environ),  # in the single binary: without its libraries
+        ).stdout  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None
     match = re.search(r"(\d+)(?:\.\d+)*", out)
