@@ -270,6 +270,7 @@ class SocketCut:
     def __init__(self) -> None:
         self.cut = False
         self.open: list[tuple[WebSocketRoute, WebSocketRoute]] = []
+        self.upgraded = asyncio.Event()
         self.log: list[str] = []
         self._t0 = time.monotonic()
 
@@ -289,7 +290,17 @@ class SocketCut:
             await ws.close(code=1001, reason="cut by the test")
             return
         self.note("ws forwarded")
-        self.open.append((ws, ws.connect_to_server()))
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            if message == "5":  # Engine.IO's upgrade: the WebSocket is the transport now
+                self.note("ws upgraded")
+                self.upgraded.set()
+            server.send(message)
+
+        ws.on_message(from_page)
+        server.on_message(ws.send)
+        self.open.append((ws, server))
 
     async def _http(self, route: Route) -> None:
         what = f"{route.request.method} {urlsplit(route.request.url).query[:60]}"
@@ -329,6 +340,9 @@ async def test_socket_cut_switches_to_polling_and_back(
     live = page.get_by_text("Live", exact=True)
     await expect(live).to_be_visible()
     assert cut.open, "the page opened no WebSocket to /socket.io/"
+    # Cut once the socket runs on its WebSocket: a long-poll already forwarded to the
+    # server cannot be cut, and would hold the old transport for up to a ping interval.
+    await asyncio.wait_for(cut.upgraded.wait(), 15)
 
     await cut.down()
     await expect(page.get_by_text(PAUSED_TEXT).first).to_be_visible(timeout=10_000)
