@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlencode, urlsplit
 
+from mediad.config import local_url
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -178,16 +180,9 @@ def server_url(given: str | None, config: Any, env: Mapping[str, str]) -> str:
     """``--server``, else ``MEDIAD_URL``, else the configuration's server.host and port."""
     url = given or env.get("MEDIAD_URL") or ""
     if not url:
-        host, port = config.server.host, config.server.port
-        if not port:
+        if not config.server.port:
             raise ClientError(EXIT_USAGE, "server.port is 0: pass --server URL or set MEDIAD_URL")
-        if host in ("0.0.0.0", ""):
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "::1"
-        if ":" in host:
-            host = f"[{host}]"
-        url = f"http://{host}:{port}"
+        url = local_url(config.server.host, config.server.port)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ClientError(

@@ -423,3 +423,15 @@ def replace(config: Config, **sections: Mapping[str, Any]) -> Config:
             raise ConfigError(name, "unknown section")
         raw[name].update(changes)
     return build(raw)
+
+
+def local_url(host: str, port: int) -> str:
+    """The URL a client on this machine uses for a server bound to ``host``:``port`` (a
+    wildcard address means loopback)."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"

@@ -24,7 +24,7 @@ from mediad import connections, hub
 from mediad import web as webapp
 from mediad.aria2 import Aria2Daemon
 from mediad.auth import WorkerTokens
-from mediad.config import Config
+from mediad.config import Config, local_url
 from mediad.control import Controller
 from mediad.dispatcher import Dispatcher
 from mediad.errors import MediadError, QueueUnavailable, ServiceError
@@ -56,14 +56,7 @@ class Service:
 
     @property
     def base_url(self) -> str:
-        host = self.config.server.host
-        if host in ("0.0.0.0", ""):
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "::1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return local_url(self.config.server.host, self.port or 0)
 
     async def __aenter__(self) -> Service:
         await self.start()
