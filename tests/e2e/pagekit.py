@@ -115,8 +115,12 @@ def job_row(url: str, status: str, **fields: Any) -> dict[str, Any]:
         "type": "aria2",
         "status": status,
         # The stages the server writes: a paused job keeps the one it was stopped in.
-        "stage": {"queued": "queued", "completed": "finalizing", "failed": "downloading",
-                  "cancelled": "downloading"}.get(status, "downloading"),  # fmt: skip
+        "stage": {
+            "queued": "queued",
+            "completed": "finalizing",
+            "failed": "downloading",
+            "cancelled": "downloading",
+        }.get(status, "downloading"),
         "progress": 100.0 if status == "completed" else 0.0,
         "speed": None,
         "eta": None,
