@@ -16,6 +16,7 @@ would each add a plain-text handler of their own).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -199,6 +200,45 @@ async def close_session(server: Any, sid: str | None) -> None:
         server.sockets.pop(sid, None)
 
 
+def release_closed_sessions(server: Any) -> None:
+    """Cancel each Engine.IO session's ping timer when the session closes.
+
+    python-engineio (4.x) starts, for every session, a task that sleeps
+    ``ping_interval`` (25 s) before its next ping and keeps no handle on it: a session
+    that closes stays in memory, with its queue, until the sleep ends. Under connection
+    churn that is every session of the last 25 s — about 5 KB each, 11 MB per 2,000
+    connect/close cycles, growing as long as the churn goes on (the bench in
+    tests/bench/churn.py; docs/upstream/python-socketio-churn.md for the report). This
+    keeps the ping tasks by session id and cancels a session's task when it closes.
+    Installed on the instance, so it works for any ``engineio.AsyncServer``.
+    """
+    from engineio.async_socket import AsyncSocket
+
+    pings: dict[str, asyncio.Future[Any]] = {}
+    start_background_task = server.start_background_task
+    trigger_event = server._trigger_event
+
+    def start(target: Any, *args: Any, **kwargs: Any) -> Any:
+        task = start_background_task(target, *args, **kwargs)
+        session = getattr(target, "__self__", None)
+        if getattr(target, "__func__", None) is AsyncSocket._send_ping and session is not None:
+            sid = session.sid
+            pings[sid] = task
+            task.add_done_callback(lambda t: pings.pop(sid, None) if pings.get(sid) is t else None)
+        return task
+
+    async def trigger(event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == "disconnect" and args:
+            task = pings.pop(args[0], None)
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()  # not the ping task closing its own session: it ends by itself
+        return await trigger_event(event, *args, **kwargs)
+
+    server.start_background_task = start
+    server._trigger_event = trigger
+    server.mediad_ping_tasks = pings  # for tests
+
+
 class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -207,6 +247,7 @@ class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
             "websocket": _CheckedWebSocket,
             "translate_request": _translate_request,
         }
+        release_closed_sessions(self)
 
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
         """A polling POST is read and checked whole first: the session of one that is not

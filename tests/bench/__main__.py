@@ -3,7 +3,10 @@ and ratios, and assert nothing.
 
 * footprint: peak RSS of `mediad serve` and its 3 idle workers, summed;
 * bulk: time from POST to `completed` for one large file through mediad, against running
-  the same tool by hand on the same file, for aria2 and for yt-dlp.
+  the same tool by hand on the same file, for aria2 and for yt-dlp;
+* churn: RSS of `mediad serve` after each of 5 rounds of 2,000 Socket.IO connect/close
+  cycles on /jobs (tests/bench/churn.py; `python -m tests.bench.churn bare` does the same
+  to a bare python-socketio server).
 
 `mediad serve` runs as a user runs it (a subprocess, embedded PostgreSQL and Redis),
 against the local media server of the tests.
@@ -296,11 +299,26 @@ async def _count(http: aiohttp.ClientSession, status: str, n: int) -> bool:
         return len((await resp.json())["items"]) >= n
 
 
+async def churn(rounds: int, cycles: int) -> None:
+    """Socket.IO connect/close cycles on /jobs: the main process's RSS after each round."""
+    from tests.bench.churn import rounds as churn_rounds
+
+    async with Serve() as serve:
+        assert serve.proc is not None
+        await asyncio.sleep(3)  # let the workers settle after start-up
+        print(f"Socket.IO churn, {rounds} x {cycles} connect/close cycles on /jobs:")
+        await churn_rounds(serve.base, serve.proc.pid, rounds, cycles, "mediad serve")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench")
     parser.add_argument("--size-mb", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("what", nargs="*", default=["footprint", "bulk", "control", "crash"])
+    parser.add_argument("--churn-rounds", type=int, default=5)
+    parser.add_argument("--churn-cycles", type=int, default=2000)
+    parser.add_argument(
+        "what", nargs="*", default=["footprint", "bulk", "control", "crash", "churn"]
+    )
     args = parser.parse_args()
     if "footprint" in args.what:
         asyncio.run(footprint())
@@ -310,6 +328,8 @@ def main() -> None:
         asyncio.run(control(args.runs))
     if "crash" in args.what:
         asyncio.run(crash(args.runs))
+    if "churn" in args.what:
+        asyncio.run(churn(args.churn_rounds, args.churn_cycles))
 
 
 if __name__ == "__main__":
