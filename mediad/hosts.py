@@ -8,7 +8,8 @@ allowed host:
 
 * loopback names and addresses: ``localhost``, ``*.localhost`` (RFC 6761: never sent to
   DNS), ``127.0.0.0/8``, ``::1``;
-* the configured ``server.host`` (unless it is a wildcard such as ``0.0.0.0``);
+* the configured ``server.host``; with a wildcard such as ``0.0.0.0``, the address the
+  connection came in on, when the Host is that address (a rebinding needs a name);
 * what ``server.allowed_hosts`` adds: names, ``*.domain``, addresses, CIDRs; ``*`` lets
   every host in, on purpose.
 
@@ -19,12 +20,13 @@ from no browser and is let through. Others get 403 ``host_not_allowed``.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import hdrs, web
 
 from mediad.errors import ApiError
-from mediad.netpolicy import NetPolicy
+from mediad.netpolicy import NetPolicy, parse_host_literal
 
 LOOPBACK = ("localhost", "*.localhost", "127.0.0.0/8", "::1")
 WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::", "[::]"})
@@ -54,12 +56,31 @@ class AllowedHosts:
         except ValueError as exc:
             raise ValueError(str(exc).replace("allow_hosts entry", "entry", 1)) from None
 
-    def allows(self, host_header: str | None) -> bool:
-        """Whether a request with this ``Host`` header may be served."""
+    def allows(self, host_header: str | None, local_address: str | None = None) -> bool:
+        """Whether a request with this ``Host`` header may be served; ``local_address``
+        is the address the connection came in on (a wildcard bind serves each of the
+        machine's addresses, and a Host naming that very address rebinds nothing)."""
         if host_header is None or self.everything:
             return True
         host = split_host(host_header)
-        return host is not None and self._policy.host_allowed(host)
+        if host is None:
+            return False
+        return self._policy.host_allowed(host) or _same_address(host, local_address)
+
+
+def _same_address(host: str, local_address: str | None) -> bool:
+    if not local_address:
+        return False
+    literal = parse_host_literal(host)
+    try:
+        local = ipaddress.ip_address(local_address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if literal is None:
+        return False
+    if isinstance(local, ipaddress.IPv6Address) and local.ipv4_mapped is not None:
+        local = local.ipv4_mapped
+    return literal == local
 
 
 def split_host(value: str) -> str | None:
@@ -93,7 +114,8 @@ def middleware(
     @web.middleware
     async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
         header = request.headers.get(hdrs.HOST)
-        if not allowed.allows(header):
+        local = request.transport.get_extra_info("sockname") if request.transport else None
+        if not allowed.allows(header, local[0] if isinstance(local, tuple) else None):
             shown = (header or "")[:MAX_SHOWN]
             raise HostNotAllowed(
                 f"the Host {shown!r} is not allowed here (a DNS rebinding attempt, or a name"

@@ -69,3 +69,13 @@ def test_config_key_env_override_and_errors() -> None:
         config.load(None, env={"MEDIAD_SERVER_ALLOWED_HOSTS": "bad name!"})
     assert info.value.key == "server.allowed_hosts"
     assert "bad name!" in str(info.value)
+
+
+def test_a_host_naming_the_address_the_connection_came_in_on_is_served() -> None:
+    """Bound to 0.0.0.0, http://192.168.1.20:8080 reaches the server by its own address:
+    no name, nothing to rebind."""
+    allowed = AllowedHosts("0.0.0.0")
+    assert allowed.allows("192.168.1.20:8080", "192.168.1.20")
+    assert allowed.allows("192.168.1.20", "::ffff:192.168.1.20")
+    assert not allowed.allows("192.168.1.21:8080", "192.168.1.20")
+    assert not allowed.allows("rebind.evil.example:8080", "192.168.1.20")
