@@ -49,8 +49,15 @@ format: setup
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# `make bench` runs every benchmark; `make bench BENCH="ytdlp reads"` only the speed ones
+# named (tests/bench/speed.py: ytdlp aria2 overhead reads idle).
 bench: setup page
+ifeq ($(BENCH),)
 	$(PY) -m tests.bench
+	$(PY) -m tests.bench.speed
+else
+	$(PY) -m tests.bench.speed $(BENCH)
+endif
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache build dist *.egg-info mediad/static ui/node_modules

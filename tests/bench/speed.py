@@ -1,0 +1,440 @@
+"""Speed benchmarks (issue 8), run by hand: `make bench` runs them all after the others,
+`python -m tests.bench.speed NAME...` runs some. Each prints its figure, a baseline
+measured in the same run and the ratio; none asserts anything.
+
+* ytdlp: tiny (1 KiB) yt-dlp jobs through mediad at concurrency 3, against one `yt-dlp`
+  process per URL 3 at a time and against yt-dlp looping inside one process;
+* aria2: tiny aria2 jobs through mediad, against bare `aria2c` per URL 3 at a time;
+* overhead: the pipeline itself (POST → queue → dispatch → worker → completed → row) with
+  a tool stand-in that does nothing (tools.ytdlp pointed at a shell script that writes
+  the file and prints yt-dlp's `[file]` line): jobs/s at concurrency 3 and ms per job
+  one at a time;
+* reads: `GET /downloads/{id}`, `GET /downloads` (a page of 50) and `GET /health` at 50
+  connections, against a bare aiohttp app answering the same bodies (the load generator
+  is `wrk` when installed, else an aiohttp client loop: the output says which);
+* idle: RSS and PSS per process of serve, its workers and aria2c after the tiny jobs.
+
+Everything runs over loopback against the tests' media server, bounded in count and time.
+The machine may be shared: run it three times and take medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from mediad.aria2 import free_port
+from mediad.worker import run_ytdlp
+from tests.bench.__main__ import Serve, children, command_name, memory_kib, pss_kib
+from tests.support.harness import shared_tmp
+from tests.support.mediaserver import MediaServer
+
+METUBE_JOBS_S = 9.1  # issue 8's side-by-side figure for MeTube (not measured here)
+TINY = 1024
+
+
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Serve() copies os.environ: set extra MEDIAD_* settings around it."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _ratio(ours: float, base: float) -> str:
+    return f"{ours / base:.2f}x" if base else "n/a"
+
+
+async def _through_mediad(serve: Serve, urls: list[str], job_type: str) -> float:
+    """Post every URL at once; jobs/s from the first POST to the last completed."""
+    async with aiohttp.ClientSession(serve.base) as http:
+        started = time.perf_counter()
+        ids = []
+        for url in urls:
+            async with http.post("/downloads", json={"url": url, "type": job_type}) as r:
+                body = await r.json()
+                if r.status != 201:
+                    raise RuntimeError(f"POST /downloads: {r.status} {body}")
+                ids.append(body["jobId"])
+        pending = set(ids)
+        deadline = started + 300
+        while pending:
+            async with http.get(
+                "/downloads", params={"status": "completed,failed", "limit": "200"}
+            ) as r:
+                items = (await r.json())["items"]
+            for item in items:
+                if item["jobId"] in pending:
+                    if item["status"] == "failed":
+                        raise RuntimeError(
+                            f"job failed: {item['errorCode']}: {item['errorMessage']}"
+                        )
+                    pending.discard(item["jobId"])
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"{len(pending)} jobs still not done after 300 s")
+            await asyncio.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        for job_id in ids:  # keep the next run's list short
+            await http.delete(f"/downloads/{job_id}")
+    return len(urls) / elapsed
+
+
+async def _by_hand(argvs: list[list[str]], root: Path, concurrency: int = 3) -> float:
+    """Each argv in a fresh folder, ``concurrency`` at a time: jobs/s."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int, argv: list[str]) -> None:
+        async with gate:
+            cwd = root / f"h{i}"
+            cwd.mkdir(parents=True, exist_ok=True)
+            proc = await asyncio.create_subprocess_exec(
+                *[a.replace("{dir}", str(cwd)) for a in argv],
+                cwd=cwd,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            if await proc.wait() != 0:
+                raise RuntimeError(f"{argv[0]} failed")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i, a) for i, a in enumerate(argvs)))
+    return len(argvs) / (time.perf_counter() - started)
+
+
+LOOP_SCRIPT = textwrap.dedent(
+    """
+    import sys, time, yt_dlp
+    from pathlib import Path
+    from mediad.worker import run_ytdlp
+    root, urls = Path(sys.argv[1]), sys.argv[2:]
+    for i, url in enumerate(urls):
+        if i == 1:  # the first one pays the start-up
+            started = time.perf_counter()
+        args = run_ytdlp.build_args(url, {}, root / f"l{i}", None)
+        opts = yt_dlp.parse_options(args).ydl_opts
+        with yt_dlp.YoutubeDL(opts) as ydl:
+            if ydl.download([url]) != 0:
+                sys.exit(f"{url} failed")
+    print("jobs/s", (len(urls) - 1) / (time.perf_counter() - started))
+    """
+)
+
+
+async def ytdlp(n: int, hand_n: int) -> None:
+    root = shared_tmp("mediad-bench-tiny-")
+    try:
+        for i in range(n):
+            (root / f"t{i}.mp4").write_bytes(os.urandom(TINY))
+        async with MediaServer(root) as server:
+            urls = [server.url(f"t{i}.mp4") for i in range(n)]
+            scratch = root / "by-hand"
+            # The same arguments mediad gives yt-dlp (no egress proxy: the bare tool).
+            argvs = [
+                [sys.executable, "-m", "yt_dlp",
+                 *run_ytdlp.build_args(url, {}, Path("{dir}"), None)]
+                for url in urls[:hand_n]
+            ]  # fmt: skip
+            hand = await _by_hand(argvs, scratch)
+            # In a subprocess (the media server runs on this event loop).
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", LOOP_SCRIPT, str(scratch / "loop"), *urls,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            stdout, stderr = await proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"the yt-dlp loop failed: {stderr.decode()[-2000:]}")
+            loop = float(stdout.decode().strip().splitlines()[-1].split()[-1])
+            with environment(MEDIAD_SERVER_RATE_LIMIT_PER_MIN="0"):
+                async with Serve() as serve:
+                    await _through_mediad(serve, urls[:6], "ytdlp")  # warm: workers connected
+                    ours = await _through_mediad(serve, urls, "ytdlp")
+        print(f"yt-dlp tiny jobs ({TINY} B), concurrency 3:")
+        print(f"  mediad {ours:6.2f} jobs/s ({n} jobs)")
+        print(f"  one yt-dlp process per URL, 3 at a time {hand:6.2f} jobs/s ({hand_n} jobs)"
+              f"   ratio {_ratio(ours, hand)}")  # fmt: skip
+        print(f"  yt-dlp looping in one process (sequential) {loop:6.2f} jobs/s"
+              f"   ratio {_ratio(ours, loop)}")  # fmt: skip
+        print(f"  MeTube (issue 8's figure, not measured here) {METUBE_JOBS_S} jobs/s"
+              f"   ratio {_ratio(ours, METUBE_JOBS_S)}   goal >= 28 jobs/s")  # fmt: skip
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def aria2(n: int) -> None:
+    root = shared_tmp("mediad-bench-tiny-")
+    try:
+        for i in range(n):
+            (root / f"a{i}.bin").write_bytes(os.urandom(TINY))
+        async with MediaServer(root) as server:
+            urls = [server.url(f"a{i}.bin") for i in range(n)]
+            argvs = [["aria2c", "--allow-overwrite=true", "--file-allocation=none",
+                      "--follow-torrent=false", "--follow-metalink=false",
+                      "--console-log-level=warn", "--summary-interval=0", url]
+                     for url in urls]  # fmt: skip
+            hand = await _by_hand(argvs, root / "by-hand")
+            with environment(MEDIAD_SERVER_RATE_LIMIT_PER_MIN="0"):
+                async with Serve() as serve:
+                    await _through_mediad(serve, urls[:6], "aria2")
+                    ours = await _through_mediad(serve, urls, "aria2")
+        print(f"aria2 tiny jobs ({TINY} B), concurrency 3, {n} jobs:")
+        print(f"  mediad {ours:6.2f} jobs/s   bare aria2c per URL, 3 at a time {hand:6.2f} jobs/s"
+              f"   ratio {_ratio(ours, hand)}   goal >= 0.8x")  # fmt: skip
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# A yt-dlp stand-in that does nothing but what the runner needs: the file in -P's folder
+# and the `[file]` line of PROGRESS_ARGS.
+NOOP_TOOL = """#!/bin/sh
+dir=.
+while [ $# -gt 0 ]; do
+  case "$1" in -P) dir=$2; shift;; esac
+  shift
+done
+printf x > "$dir/noop.bin"
+printf '[file] "%s/noop.bin"\\n' "$dir"
+"""
+
+
+async def overhead(n: int, sequential: int) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="mediad-bench-noop-"))
+    tool = folder / "noop-ytdlp"
+    tool.write_text(NOOP_TOOL)
+    tool.chmod(0o755)
+    try:
+        # The stand-in's own cost, the floor of what follows.
+        started = time.perf_counter()
+        for _ in range(20):
+            subprocess.run([str(tool), "-P", str(folder)], check=True, capture_output=True)
+        tool_ms = (time.perf_counter() - started) / 20 * 1000
+        url = "http://127.0.0.1:9/noop"  # never fetched
+        env = {"MEDIAD_SERVER_RATE_LIMIT_PER_MIN": "0", "MEDIAD_TOOLS_YTDLP": str(tool)}
+        with environment(**env):
+            async with Serve() as serve:
+                await _through_mediad(serve, [url] * 6, "ytdlp")
+                rate = await _through_mediad(serve, [url] * n, "ytdlp")
+                one_by_one = [await serve.run_job(url, "ytdlp") for _ in range(sequential)]
+        ms = statistics.median(one_by_one) * 1000
+        print("pipeline overhead, a tool stand-in that does nothing (/bin/sh script):")
+        print(
+            f"  concurrency 3: {rate:6.1f} jobs/s ({n} jobs), {1000 / rate:.1f} ms/job of wall time"
+        )
+        print(f"  one at a time: POST to completed {ms:.1f} ms/job (median of {sequential},"
+              f" polled every 10 ms), the stand-in alone {tool_ms:.1f} ms")  # fmt: skip
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- reads ---------------------------------------------------------------------------
+
+
+async def _bare_app(bodies: dict[str, bytes], port: int) -> web.AppRunner:
+    app = web.Application()
+    for path, body in bodies.items():
+
+        async def handler(_: web.Request, body: bytes = body) -> web.Response:
+            return web.Response(body=body, content_type="application/json")
+
+        app.router.add_get(path, handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+def _wrk_ms(value: str) -> float:
+    for unit, scale in (("us", 0.001), ("ms", 1.0), ("s", 1000.0), ("m", 60_000.0)):
+        if value.endswith(unit):
+            return float(value[: -len(unit)]) * scale
+    return float(value)
+
+
+def _wrk(url: str, seconds: int, connections: int) -> tuple[float, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        check=True, capture_output=True, text=True, timeout=seconds + 30,
+    ).stdout  # fmt: skip
+    rate = p99 = 0.0
+    for line in out.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            rate = float(parts[1])
+        elif parts[:1] == ["99%"]:
+            p99 = _wrk_ms(parts[1])
+        elif "Non-2xx" in line:
+            raise RuntimeError(f"{url}: {line.strip()}")
+    return rate, p99
+
+
+async def _client_loop(url: str, seconds: float, connections: int) -> tuple[float, float]:
+    latencies: list[float] = []
+    stop = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def one() -> None:
+            while time.perf_counter() < stop:
+                started = time.perf_counter()
+                async with http.get(url) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"{url}: {resp.status}")
+                latencies.append(time.perf_counter() - started)
+
+        begun = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(connections)))
+        elapsed = time.perf_counter() - begun
+    latencies.sort()
+    return len(latencies) / elapsed, latencies[int(len(latencies) * 0.99)] * 1000
+
+
+async def _load(url: str, seconds: int, connections: int) -> tuple[float, float]:
+    if shutil.which("wrk"):
+        return await asyncio.to_thread(_wrk, url, seconds, connections)
+    return await _client_loop(url, seconds, connections)
+
+
+async def reads(seconds: int, connections: int) -> None:
+    tool = "wrk -t2" if shutil.which("wrk") else "an aiohttp client loop (wrk not installed)"
+    root = shared_tmp("mediad-bench-tiny-")
+    try:
+        for i in range(50):
+            (root / f"r{i}.bin").write_bytes(os.urandom(TINY))
+        async with MediaServer(root) as server:
+            urls = [server.url(f"r{i}.bin") for i in range(50)]
+            with environment(MEDIAD_SERVER_RATE_LIMIT_PER_MIN="0"):
+                async with Serve() as serve:
+                    async with aiohttp.ClientSession(serve.base) as http:
+                        ids = []
+                        for url in urls:
+                            async with http.post(
+                                "/downloads", json={"url": url, "type": "aria2"}
+                            ) as r:
+                                ids.append((await r.json())["jobId"])
+                        deadline = time.perf_counter() + 120
+                        while time.perf_counter() < deadline:
+                            async with http.get(
+                                "/downloads", params={"status": "completed", "limit": "200"}
+                            ) as r:
+                                if len((await r.json())["items"]) >= 50:
+                                    break
+                            await asyncio.sleep(0.1)
+                        paths = {
+                            "/downloads/{id}": f"/downloads/{ids[0]}",
+                            "/downloads (50)": "/downloads",
+                            "/health": "/health",
+                        }
+                        bodies = {}
+                        for name, path in paths.items():
+                            async with http.get(path) as r:
+                                bodies[name] = (path, await r.read())
+                    port = free_port()
+                    bare = await _bare_app({p: b for p, b in bodies.values()}, port)
+                    try:
+                        print(
+                            f"reads at {connections} connections, {seconds} s each, load by {tool}:"
+                        )
+                        for name, (path, body) in bodies.items():
+                            ours = await _load(serve.base + path, seconds, connections)
+                            base = await _load(
+                                f"http://127.0.0.1:{port}{path}", seconds, connections
+                            )
+                            print(f"  GET {name:16s} ({len(body):5d} B) mediad {ours[0]:8.0f} req/s"
+                                  f" p99 {ours[1]:6.1f} ms   bare aiohttp {base[0]:8.0f} req/s"
+                                  f" p99 {base[1]:6.1f} ms   ratio {_ratio(ours[0], base[0])}")  # fmt: skip
+                    finally:
+                        await bare.cleanup()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- idle footprint --------------------------------------------------------------------
+
+
+async def idle(jobs: int) -> None:
+    root = shared_tmp("mediad-bench-tiny-")
+    try:
+        for i in range(jobs):
+            (root / f"i{i}.mp4").write_bytes(os.urandom(TINY))
+        async with MediaServer(root) as server:
+            urls = [server.url(f"i{i}.mp4") for i in range(jobs)]
+            with environment(MEDIAD_SERVER_RATE_LIMIT_PER_MIN="0"):
+                async with Serve() as serve:
+                    assert serve.proc is not None
+                    half = jobs // 2
+                    await _through_mediad(serve, urls[:half], "ytdlp")
+                    await _through_mediad(serve, urls[half:], "aria2")
+                    await asyncio.sleep(3)
+                    main = serve.proc.pid
+                    rows = [(main, "mediad serve")]
+                    for pid in children(main):
+                        name = command_name(pid)
+                        if "mediad worker" in name or "aria2c" in name:
+                            rows.append((pid, "worker" if "worker" in name else "aria2c"))
+                    print(
+                        f"idle footprint after {jobs} tiny jobs ({half} yt-dlp, {jobs - half} aria2):"
+                    )
+                    total_rss = total_pss = 0.0
+                    for pid, name in rows:
+                        rss, pss = memory_kib(pid, "VmRSS") / 1024, pss_kib(pid) / 1024
+                        total_rss += rss
+                        total_pss += pss
+                        print(f"  {name:13s} pid {pid:7d}  RSS {rss:6.1f} MiB  PSS {pss:6.1f} MiB")
+                    print(f"  total ({len(rows)} processes): RSS {total_rss:.1f} MiB, PSS "
+                          f"{total_pss:.1f} MiB   goal PSS <= 150 MiB; MeTube 364 MiB (issue 8)"
+                          f"   ratio {_ratio(total_pss, 364)}")  # fmt: skip
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+NAMES = ("ytdlp", "aria2", "overhead", "reads", "idle")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.speed")
+    parser.add_argument("--jobs", type=int, default=60, help="tiny jobs through mediad")
+    parser.add_argument("--hand-jobs", type=int, default=15, help="yt-dlp processes by hand")
+    parser.add_argument("--seconds", type=int, default=5, help="each read load")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("what", nargs="*", help=f"some of {', '.join(NAMES)} (default: all)")
+    args = parser.parse_args()
+    unknown = set(args.what) - set(NAMES)
+    if unknown:
+        parser.error(f"no bench {', '.join(sorted(unknown))}; choose from {', '.join(NAMES)}")
+    for name in args.what or NAMES:
+        if name == "ytdlp":
+            asyncio.run(ytdlp(args.jobs, args.hand_jobs))
+        elif name == "aria2":
+            asyncio.run(aria2(args.jobs * 2))
+        elif name == "overhead":
+            asyncio.run(overhead(args.jobs * 2, 20))
+        elif name == "reads":
+            asyncio.run(reads(args.seconds, args.connections))
+        elif name == "idle":
+            asyncio.run(idle(args.jobs))
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
