@@ -44,6 +44,27 @@ class TextFormatter(logging.Formatter):
         return f"{text} [{' '.join(tags)}]" if tags else text
 
 
+class MalformedRequests(logging.Filter):
+    """aiohttp logs every request its parser refuses (a NUL in a header, a line too long)
+    at ERROR with a traceback: a few bytes from anyone would cost kilobytes of log each.
+    Such a record becomes one warning line that says what was wrong; the client already
+    got its 400."""
+
+    MAX_REASON = 200
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            reason = " ".join(str(exc.message or type(exc).__name__).split())[: self.MAX_REASON]
+            record.msg = f"{record.getMessage()}: refused a malformed request ({reason})"
+            record.args = ()
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def configure(level: str = "info", fmt: str = "json", process_name: str = "serve") -> None:
     handler = logging.StreamHandler(sys.stderr)
     formatter = JsonFormatter(process_name) if fmt == "json" else TextFormatter(process_name)
@@ -54,3 +75,6 @@ def configure(level: str = "info", fmt: str = "json", process_name: str = "serve
     # Libraries that narrate every packet stay quiet unless asked.
     for noisy in ("aiohttp.access", "socketio", "engineio", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequests) for f in server.filters):
+        server.addFilter(MalformedRequests())
