@@ -201,7 +201,7 @@ async def _with_own_aria2(settings: object, daemon_args: dict[str, object]) -> i
     try:
         settings = dataclasses.replace(settings, aria2_url=daemon.url, aria2_secret=daemon.secret)
         if not settings.ytdlp:
-            client.run_ytdlp.preload()
+            client.run_ytdlp.preload(settings.ffmpeg)
         return await client.Worker(settings).run()
     finally:
         await daemon.stop()

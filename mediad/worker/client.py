@@ -287,5 +287,5 @@ def main(settings: WorkerSettings) -> int:
     if settings.parent_pid is not None and os.getppid() != settings.parent_pid:
         return 1  # the service that started us is already gone
     if not settings.ytdlp:
-        run_ytdlp.preload()
+        run_ytdlp.preload(settings.ffmpeg)
     return asyncio.run(Worker(settings).run())

@@ -3,6 +3,9 @@ runs yt-dlp's own command-line entry point; ``tools.ytdlp`` runs an executable i
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -10,6 +13,8 @@ from typing import Any
 from mediad.worker import procs
 from mediad.worker.jobs import JobContext, JobFailed
 from mediad.worker.ytdlp_progress import PROGRESS_ARGS, FileDone, YtdlpParser, classify_error
+
+log = logging.getLogger(__name__)
 
 # Every name yt-dlp writes must fit the file system's 255 bytes per component, whatever the
 # extractor proposes (the generic one builds ids from the URL). The fields are cut in
@@ -36,12 +41,50 @@ FORMAT_PRESETS = {
 _entry: Any = None
 
 
-def preload() -> None:
-    """Import yt-dlp now, so that each forked job starts with it loaded."""
+# A URL no site extractor takes: checking it against every extractor compiles them all.
+_WARM_URL = "http://127.0.0.1/mediad-warm-up.mp4"
+# What a plain HTTP response's dates look like (the generic extractor parses Last-Modified).
+_WARM_DATE = "Tue, 01 Dec 2026 21:04:06 GMT"
+
+
+def preload(ffmpeg: str | None = None) -> None:
+    """Import yt-dlp and do its per-process start-up once, here, so that each forked job
+    starts with it done: compile every extractor's URL patterns (yt-dlp caches them on
+    the class, ``_VALID_URL_RE``), import the generic extractor, fill the date parser's
+    pattern cache and probe ``ffmpeg``/``ffprobe`` (yt-dlp caches the versions by path,
+    ``FFmpegPostProcessor._version_cache``; ``ffmpeg`` is the ``--ffmpeg-location`` every
+    job is given). All of it is derived from yt-dlp's code and the tools on disk, never
+    from a job: each job still runs in a fresh child with its own options."""
     global _entry
     import yt_dlp
 
     _entry = yt_dlp.main
+    try:
+        _warm_up(ffmpeg)
+    except Exception:  # a cache left cold only costs time in each child
+        log.warning("yt-dlp warm-up failed; each job does it again", exc_info=True)
+    # Objects made so far are never collected: a child's garbage collector then leaves
+    # their pages alone, so they stay shared with the worker instead of being copied.
+    gc.freeze()
+
+
+def _warm_up(ffmpeg: str | None) -> None:
+    from yt_dlp.extractor import GenericIE, gen_extractor_classes
+    from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
+    from yt_dlp.utils import unified_strdate, unified_timestamp
+
+    for ie in gen_extractor_classes():
+        with contextlib.suppress(Exception):
+            ie.suitable(_WARM_URL)
+    getattr(GenericIE, "real_class", None)  # with lazy extractors: import the real one
+    unified_timestamp(_WARM_DATE)
+    unified_strdate(_WARM_DATE)
+    token = FFmpegPostProcessor._ffmpeg_location.set(ffmpeg)
+    try:
+        probe = FFmpegPostProcessor()
+        _ = probe._version, probe._probe_version
+    finally:
+        FFmpegPostProcessor._ffmpeg_location.reset(token)
 
 
 def build_args(
@@ -102,7 +145,7 @@ async def run(ctx: JobContext) -> list[Path]:
         proc = await procs.spawn([ctx.settings.ytdlp, *args], cwd=ctx.work_dir)
     else:
         if _entry is None:
-            preload()
+            preload(ctx.settings.ffmpeg)
         proc = await procs.fork_tool(_entry, args, ctx.work_dir)
     ctx.attach(proc)
     parser = YtdlpParser()
