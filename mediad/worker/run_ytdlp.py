@@ -77,6 +77,7 @@ def _warm_up(ffmpeg: str | None) -> None:
         with contextlib.suppress(Exception):
             ie.suitable(_WARM_URL)
     getattr(GenericIE, "real_class", None)  # with lazy extractors: import the real one
+    _remember_extractor_selection()
     unified_timestamp(_WARM_DATE)
     unified_strdate(_WARM_DATE)
     token = FFmpegPostProcessor._ffmpeg_location.set(ffmpeg)
@@ -85,6 +86,48 @@ def _warm_up(ffmpeg: str | None) -> None:
         _ = probe._version, probe._probe_version
     finally:
         FFmpegPostProcessor._ffmpeg_location.reset(token)
+
+
+def _remember_extractor_selection() -> None:
+    """Each ``YoutubeDL`` picks its extractors from the ~1,900 names with
+    ``orderedSet_from_options``, quadratic in the names (~60 ms a job here). The function
+    is pure: remember its answers for the same arguments in YoutubeDL's module, and work
+    out the one every job asks for (``allowed_extractors`` left at ``default``) now."""
+    import sys
+
+    from yt_dlp.extractor import gen_extractor_classes
+    from yt_dlp.extractor.common import UnsupportedURLIE
+
+    module = sys.modules["yt_dlp.YoutubeDL"]
+    original = module.orderedSet_from_options
+    if getattr(original, "__wrapped__", None) is not None:
+        return
+    answers: dict[Any, list[Any]] = {}
+
+    def remembered(options: Any, alias_dict: Any, *, use_regex: bool = False, start: Any = None):  # type: ignore[no-untyped-def]
+        try:
+            key = (
+                tuple(options),
+                tuple((k, tuple(v)) for k, v in alias_dict.items()),
+                use_regex,
+                tuple(start or ()),
+            )
+            hash(key)
+        except TypeError:
+            return original(options, alias_dict, use_regex=use_regex, start=start)
+        if key not in answers:
+            if len(answers) >= 16:
+                answers.clear()
+            answers[key] = original(options, alias_dict, use_regex=use_regex, start=start)
+        return list(answers[key])
+
+    remembered.__wrapped__ = original  # type: ignore[attr-defined]
+    module.orderedSet_from_options = remembered
+    # What YoutubeDL.add_default_info_extractors asks.
+    all_ies: dict[str, Any] = {ie.IE_NAME.lower(): ie for ie in gen_extractor_classes()}
+    all_ies["end"] = UnsupportedURLIE()
+    names = {"all": list(all_ies), "default": [n for n, ie in all_ies.items() if ie._ENABLED]}
+    remembered(["default"], names, use_regex=True)
 
 
 def build_args(
