@@ -55,6 +55,9 @@ class AllowedHosts:
             self._policy = NetPolicy(allow_hosts=entries)
         except ValueError as exc:
             raise ValueError(str(exc).replace("allow_hosts entry", "entry", 1)) from None
+        # Answers by (Host header, local address): parsing them is a tenth of a cheap
+        # request, and a client sends the same header every time.
+        self._answers: dict[tuple[str, str | None], bool] = {}
 
     def allows(self, host_header: str | None, local_address: str | None = None) -> bool:
         """Whether a request with this ``Host`` header may be served; ``local_address``
@@ -62,10 +65,17 @@ class AllowedHosts:
         machine's addresses, and a Host naming that very address rebinds nothing)."""
         if host_header is None or self.everything:
             return True
-        host = split_host(host_header)
-        if host is None:
-            return False
-        return self._policy.host_allowed(host) or _same_address(host, local_address)
+        key = (host_header, local_address)
+        known = self._answers.get(key)
+        if known is None:
+            host = split_host(host_header)
+            known = host is not None and (
+                self._policy.host_allowed(host) or _same_address(host, local_address)
+            )
+            if len(self._answers) >= 256:  # the header is the client's: keep it bounded
+                self._answers.clear()
+            self._answers[key] = known
+        return known
 
 
 def _same_address(host: str, local_address: str | None) -> bool:

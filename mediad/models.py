@@ -65,7 +65,7 @@ class Job:
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = _JOB_FIELDS or _job_fields()
         values = {k: row[k] for k in names}
         values["type"] = JobType(values["type"])
         values["status"] = Status(values["status"])
@@ -95,6 +95,17 @@ class Job:
             "startedAt": _iso(self.started_at),
             "finishedAt": _iso(self.finished_at),
         }
+
+
+_JOB_FIELDS: tuple[str, ...] = ()
+
+
+def _job_fields() -> tuple[str, ...]:
+    """Job's field names, worked out once (``dataclasses.fields`` on every row was a
+    tenth of a ``GET /downloads/{id}``)."""
+    global _JOB_FIELDS
+    _JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
+    return _JOB_FIELDS
 
 
 def _iso(value: datetime | None) -> str | None:
