@@ -78,6 +78,7 @@ def _warm_up(ffmpeg: str | None) -> None:
             ie.suitable(_WARM_URL)
     getattr(GenericIE, "real_class", None)  # with lazy extractors: import the real one
     _remember_extractor_selection()
+    _build_ahead()
     unified_timestamp(_WARM_DATE)
     unified_strdate(_WARM_DATE)
     token = FFmpegPostProcessor._ffmpeg_location.set(ffmpeg)
@@ -219,6 +220,44 @@ async def run(ctx: JobContext) -> list[Path]:
     if not found:
         raise JobFailed("tool_failed", "yt-dlp finished but reported no file")
     return found + subtitles_of(found)
+
+
+def _build_ahead() -> None:
+    """Build, before forking, two things each job builds once for itself: the option
+    parser (~330 options) and the default TLS context (loading the CA bundle is ~30 ms).
+    Each process takes the prepared one once and builds its own after that, so a child
+    gets a pristine copy of the worker's and nothing passes from one job to another; the
+    TLS context is only given for exactly the default settings (certificates checked,
+    no client certificate, no legacy renegotiation, the same SSLKEYLOGFILE)."""
+    import os
+    import sys
+
+    options = sys.modules["yt_dlp.options"]
+    create_parser = options.create_parser
+    if getattr(create_parser, "__wrapped__", None) is None:
+        parsers = [create_parser()]
+
+        def prepared_parser() -> Any:
+            return parsers.pop() if parsers else create_parser()
+
+        prepared_parser.__wrapped__ = create_parser  # type: ignore[attr-defined]
+        options.create_parser = prepared_parser
+
+    common = sys.modules["yt_dlp.networking.common"]
+    make_ssl_context = common.make_ssl_context
+    if getattr(make_ssl_context, "__wrapped__", None) is None:
+        default = {"verify": True, "legacy_support": False, "use_certifi": True}
+        keylog = os.environ.get("SSLKEYLOGFILE")
+        contexts = [make_ssl_context(**default)]
+
+        def prepared_context(*args: Any, **kwargs: Any) -> Any:
+            if contexts and not args and kwargs == default:
+                if os.environ.get("SSLKEYLOGFILE") == keylog:
+                    return contexts.pop()
+            return make_ssl_context(*args, **kwargs)
+
+        prepared_context.__wrapped__ = make_ssl_context  # type: ignore[attr-defined]
+        common.make_ssl_context = prepared_context
 
 
 SUBTITLE_EXTENSIONS = frozenset({".vtt", ".srt", ".ass", ".ssa", ".lrc", ".ttml", ".json3"})

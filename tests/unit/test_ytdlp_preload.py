@@ -33,6 +33,23 @@ CHECK = textwrap.dedent(
     assert "_VALID_URL_RE" in GenericIE.__dict__
     assert YoutubeIE.suitable("https://www.youtube.com/watch?v=BaW_jenozKc")
     assert not YoutubeIE.suitable("http://127.0.0.1/a.mp4")
+    # Built ahead, handed out once per process, then built afresh.
+    import ssl
+    from yt_dlp.networking.common import make_ssl_context as ssl_context
+    from yt_dlp.options import create_parser
+
+    first = ssl_context(verify=True, legacy_support=False, use_certifi=True)
+    second = ssl_context(verify=True, legacy_support=False, use_certifi=True)
+    assert first is not second
+    for context in (first, second):
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+        assert context.cert_store_stats()["x509_ca"] > 0
+    unchecked = ssl_context(verify=False, legacy_support=False, use_certifi=True)
+    assert unchecked.verify_mode == ssl.CERT_NONE
+    assert create_parser() is not create_parser()
+    a = yt_dlp.parse_options(["-f", "ba", "--", "http://a.example/x"]).ydl_opts
+    b = yt_dlp.parse_options(["--", "http://a.example/x"]).ydl_opts
+    assert a["format"] == "ba" and b["format"] is None, "no option passes to the next"
     if sys.argv[1]:
         assert FFmpegPostProcessor._version_cache.get(sys.argv[1]), "ffmpeg probed"
     print("ok")
