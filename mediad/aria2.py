@@ -31,6 +31,11 @@ class Aria2Error(MediadError):
     """aria2 answered with an error."""
 
 
+class Aria2Unavailable(Aria2Error):
+    """The aria2 daemon did not answer (down, restarting, or its answer was cut off): a
+    fault of mediad's, never of the job's."""
+
+
 class Aria2Rpc:
     """A JSON-RPC client for one aria2 daemon (``token:SECRET`` goes first in every call)."""
 
@@ -55,7 +60,9 @@ class Aria2Rpc:
             async with self._session.post(self.url, json=body) as resp:
                 data = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise Aria2Error(f"aria2 RPC {method} failed: {exc or type(exc).__name__}") from exc
+            raise Aria2Unavailable(
+                f"aria2 RPC {method} failed: {exc or type(exc).__name__}"
+            ) from exc
         if not isinstance(data, dict):
             raise Aria2Error(f"aria2 RPC {method}: unexpected answer")
         if "error" in data:

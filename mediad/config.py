@@ -72,7 +72,8 @@ class StorageConfig:
 @dataclass(frozen=True)
 class QueueConfig:
     concurrency: int = 3
-    max_attempts: int = 3
+    max_attempts: int = 3  # runs that may end in a failure of the job's own (network, stall)
+    max_interruptions: int = 10  # runs that may be lost to mediad's own faults (states.py)
     watchdog_s: float = 60.0
     retry_backoff_s: float = 2.0
     reconcile_interval_s: float = 30.0
@@ -344,6 +345,7 @@ def _validate(c: Config) -> None:
     _check(c.database.pool_max, "database.pool_max", c.database.pool_min, 100)
     _check(c.queue.concurrency, "queue.concurrency", 1, 64)
     _check(c.queue.max_attempts, "queue.max_attempts", 1, 100)
+    _check(c.queue.max_interruptions, "queue.max_interruptions", 1, 1000)
     _check(c.queue.watchdog_s, "queue.watchdog_s", 1, 86400)
     _check(c.queue.retry_backoff_s, "queue.retry_backoff_s", 0, 3600)
     _check(c.queue.reconcile_interval_s, "queue.reconcile_interval_s", 1, 86400)

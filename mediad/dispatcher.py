@@ -39,6 +39,11 @@ def job_room(job_id: str) -> str:
     return f"job:{job_id}"
 
 
+def _count(meta: dict[str, Any], key: str) -> int:
+    value = meta.get(key) if isinstance(meta, dict) else None
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
 @dataclass(eq=False)
 class Assignment:
     """One attempt of one job on one worker, with its live progress."""
@@ -61,6 +66,10 @@ class Assignment:
     after_stop: Callable[[], Awaitable[None]] | None = None
     released: bool = False
     last_activity: float = field(default_factory=time.monotonic)
+    # Earlier attempts lost to mediad's own faults, and to failures of the job's own
+    # (states.counted): each kind has its own budget.
+    interruptions: int = 0
+    failures: int = 0
 
     def row(self) -> ProgressRow:
         return ProgressRow(
@@ -240,7 +249,14 @@ class Dispatcher:
         if job is None:  # cancelled, paused, finished or a duplicate entry meanwhile
             await self.queue.done(job_id)
             return
-        a = Assignment(job_id, job.attempts, worker.sid, worker.worker_id)
+        a = Assignment(
+            job_id,
+            job.attempts,
+            worker.sid,
+            worker.worker_id,
+            interruptions=_count(job.meta, states.INTERRUPTIONS_KEY),
+            failures=_count(job.meta, states.FAILURES_KEY),
+        )
         self.running[job_id] = a
         if self.workers.get(worker.sid) is not worker:  # it left while we wrote the row
             await self._attempt_lost(a, "worker_crashed", "the worker left before the job started")
@@ -468,7 +484,7 @@ class Dispatcher:
     async def _fail_attempt(self, a: Assignment, code: str, message: str) -> None:
         """A failed attempt: retried when the error is transient and attempts remain."""
         a.finished = True
-        if states.should_retry(code, a.attempt, self.config.queue.max_attempts):
+        if self._retried(a, code):
             await self._requeue(a, code, message)
             return
         if a.dirty:
@@ -483,8 +499,18 @@ class Dispatcher:
         await self._publish("failed", {"jobId": a.job_id, "errorCode": code, "message": message})
         await self.publish_update(job)
 
+    def _retried(self, a: Assignment, code: str) -> bool:
+        interruptions, failures = states.counted(code, a.interruptions, a.failures)
+        return states.should_retry(
+            code,
+            failures,
+            self.config.queue.max_attempts,
+            interruptions=interruptions,
+            max_interruptions=self.config.queue.max_interruptions,
+        )
+
     async def _attempt_lost(self, a: Assignment, code: str, message: str) -> None:
-        if not states.should_retry(code, a.attempt, self.config.queue.max_attempts):
+        if not self._retried(a, code):
             attempts = a.attempt
             message = f"{message} ({attempts} attempt{'s' if attempts > 1 else ''})"
         await self._fail_attempt(a, code, message)
@@ -496,7 +522,11 @@ class Dispatcher:
         await self._release(a)
         if job is None:
             return
-        delay = states.retry_delay_s(a.attempt, self.config.queue.retry_backoff_s)
+        interruptions, failures = states.counted(code, a.interruptions, a.failures)
+        if states.is_infrastructure(code):  # ours: back soon, whatever the count
+            delay = states.retry_delay_s(interruptions, self.config.queue.retry_backoff_s, 30.0)
+        else:
+            delay = states.retry_delay_s(failures, self.config.queue.retry_backoff_s)
         log.info(
             "attempt %d lost (%s), retrying in %.1fs",
             a.attempt,

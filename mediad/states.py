@@ -24,11 +24,18 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.COMPLETED: frozenset(),
 }
 
-# Failures worth another attempt: the next one may well succeed.
-# "interrupted": the tool was killed by a signal nobody in mediad sent.
-TRANSIENT_ERRORS = frozenset(
-    {"network", "worker_crashed", "worker_lost", "stalled", "rate_limited", "interrupted"}
-)
+# Failures of mediad's own parts, never the job's fault: "interrupted" (the tool was
+# killed by a signal nobody in mediad sent, or the aria2 daemon was lost), a worker that
+# died or lost its socket ("worker_crashed"), the service gone while the job ran
+# ("worker_lost", "shutdown"). Retried within `queue.max_interruptions`.
+INFRASTRUCTURE_ERRORS = frozenset({"interrupted", "worker_crashed", "worker_lost", "shutdown"})
+# Failures of the job's own that the next attempt may well not meet: retried within
+# `queue.max_attempts`. Every other code is the tool's verdict on the URL: final at once.
+JOB_TRANSIENT_ERRORS = frozenset({"network", "stalled", "rate_limited"})
+TRANSIENT_ERRORS = JOB_TRANSIENT_ERRORS | INFRASTRUCTURE_ERRORS
+# Where a job keeps its counts (in its `meta`): attempts lost to each kind of failure.
+INTERRUPTIONS_KEY = "interruptions"
+FAILURES_KEY = "failures"
 
 
 def can_transition(current: Status, new: Status) -> bool:
@@ -41,8 +48,39 @@ def action_target(action: str, current: Status) -> Status | None:
     return target if current in allowed else None
 
 
-def should_retry(error_code: str, attempts: int, max_attempts: int) -> bool:
-    return error_code in TRANSIENT_ERRORS and attempts < max_attempts
+def is_infrastructure(error_code: str) -> bool:
+    """Whether a failure is mediad's own (see INFRASTRUCTURE_ERRORS), not the job's."""
+    return error_code in INFRASTRUCTURE_ERRORS
+
+
+def counted(error_code: str, interruptions: int, failures: int) -> tuple[int, int]:
+    """The job's (interruptions, failures) once an attempt that ended with
+    ``error_code`` is counted: each kind of transient failure has its own budget; a
+    pause, a cancel or a final failure count in neither."""
+    if error_code in INFRASTRUCTURE_ERRORS:
+        return interruptions + 1, failures
+    if error_code in JOB_TRANSIENT_ERRORS:
+        return interruptions, failures + 1
+    return interruptions, failures
+
+
+def should_retry(
+    error_code: str,
+    attempts: int,
+    max_attempts: int,
+    *,
+    interruptions: int | None = None,
+    max_interruptions: int | None = None,
+) -> bool:
+    """Whether a failed attempt is retried. ``attempts`` is, for a failure of the job's
+    own, how many of its attempts ended that way, this one included; ``interruptions``
+    the same for mediad's own failures (``max_interruptions``, defaulting to
+    ``max_attempts``). Codes outside TRANSIENT_ERRORS are never retried."""
+    if error_code in INFRASTRUCTURE_ERRORS:
+        used = attempts if interruptions is None else interruptions
+        limit = max_attempts if max_interruptions is None else max_interruptions
+        return used < limit
+    return error_code in JOB_TRANSIENT_ERRORS and attempts < max_attempts
 
 
 def retry_delay_s(attempts: int, base_s: float, cap_s: float = 300.0) -> float:

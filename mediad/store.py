@@ -18,7 +18,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from mediad import migrations
+from mediad import migrations, states
 from mediad.errors import StoreUnavailable
 from mediad.models import Job, JobType, Status
 
@@ -32,6 +32,9 @@ _UNAVAILABLE = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.ConnectionFailureError,
+    # A pooled connection that PostgreSQL's death left mid-operation ("cannot switch to
+    # state …; another operation is in progress"); _conn terminates it.
+    asyncpg.InternalClientError,
 )
 
 
@@ -112,7 +115,11 @@ class Store:
     async def _conn(self) -> AsyncIterator[asyncpg.Connection]:
         with _translated():
             async with self._pool.acquire() as conn:
-                yield conn
+                try:
+                    yield conn
+                except asyncpg.InternalClientError:
+                    conn.terminate()  # unusable: the pool opens a fresh one in its place
+                    raise
 
     async def migrate(self) -> list[str]:
         async with self._conn() as conn:
@@ -244,14 +251,19 @@ class Store:
     async def requeue(
         self, job_id: UUID, attempt: int, error_code: str, message: str
     ) -> Job | None:
-        """running → queued after a lost attempt; the error is kept for the record."""
+        """running → queued after a lost attempt; the error is kept for the record, and
+        counted in the job's ``meta`` against its budget (states.counted)."""
+        key = _budget_key(error_code)
         return await self._end_attempt(
             job_id,
             attempt,
             "status = 'queued', stage = 'queued', speed = NULL, eta = NULL, error_code = $3,"
-            " error_message = $4, worker_id = NULL",
+            " error_message = $4, worker_id = NULL,"
+            " meta = CASE WHEN $5::text = '' THEN meta ELSE meta || jsonb_build_object("
+            "$5::text, COALESCE((meta->>$5::text)::int, 0) + 1) END",
             error_code,
             message,
+            key,
         )
 
     async def _end_attempt(self, job_id: UUID, attempt: int, sets: str, *args: Any) -> Job | None:
@@ -302,6 +314,8 @@ class Store:
                 "UPDATE jobs SET status = 'queued', stage = 'queued', speed = NULL, eta = NULL,"
                 " worker_id = NULL, error_code = 'worker_lost',"
                 " error_message = 'the service stopped while the job was running',"
+                " meta = meta || jsonb_build_object('interruptions',"
+                " COALESCE((meta->>'interruptions')::int, 0) + 1),"
                 " updated_at = now() WHERE status = 'running' RETURNING id"
             )
         return [r["id"] for r in rows]
@@ -317,6 +331,15 @@ class Store:
         async with self._conn() as conn:
             rows = await conn.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status")
         return {r["status"]: r["n"] for r in rows}
+
+
+def _budget_key(error_code: str) -> str:
+    """The ``meta`` key a requeued attempt is counted under ('' for none)."""
+    if states.is_infrastructure(error_code):
+        return states.INTERRUPTIONS_KEY
+    if error_code in states.JOB_TRANSIENT_ERRORS:
+        return states.FAILURES_KEY
+    return ""
 
 
 def _escape_like(text: str) -> str:

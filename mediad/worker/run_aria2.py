@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from mediad.aria2 import Aria2Error, Aria2Rpc
+from mediad.aria2 import Aria2Error, Aria2Rpc, Aria2Unavailable
 from mediad.worker.aria2_progress import STATUS_KEYS, classify_error, parse_status
 from mediad.worker.jobs import MAX_NAME_BYTES, JobContext, JobFailed, clean_name
 
@@ -35,11 +36,26 @@ async def run(ctx: JobContext, rpc: Aria2Rpc) -> list[Path]:
     try:
         gid = await rpc.call("aria2.addUri", [ctx.url], options)
     except Aria2Error as exc:
-        raise JobFailed("tool_failed", str(exc)) from exc
+        raise JobFailed(*rpc_failure(exc)) from exc
     try:
         return await _follow(ctx, rpc, gid)
     finally:
         await _forget(rpc, gid)
+
+
+def rpc_failure(exc: Aria2Error) -> tuple[str, str]:
+    """(errorCode, message) for an RPC call to the daemon that failed. A daemon that does
+    not answer (killed, being restarted) or has forgotten the download (restarted: the
+    GID is gone) is mediad's fault: ``interrupted``, retried without using up the job's
+    attempts. Only an answer about the job itself (aria2 refusing the URI) is the job's."""
+    if isinstance(exc, Aria2Unavailable):
+        return "interrupted", f"the aria2 daemon is unavailable: {exc}"
+    if _GID_GONE.search(str(exc)):
+        return "interrupted", f"the aria2 daemon restarted and lost the download: {exc}"
+    return "tool_failed", str(exc)
+
+
+_GID_GONE = re.compile(r"GID [0-9a-f]+ is not found", re.IGNORECASE)
 
 
 def url_file_name(url: str) -> str | None:
@@ -58,6 +74,9 @@ async def _follow(ctx: JobContext, rpc: Aria2Rpc, gid: str) -> list[Path]:
             raw = await rpc.call("aria2.tellStatus", gid, STATUS_KEYS)
             failures = 0
         except Aria2Error as exc:
+            code, message = rpc_failure(exc)
+            if not isinstance(exc, Aria2Unavailable):  # an answer: the daemon is up
+                raise JobFailed(code, message) from exc
             failures += 1
             if failures >= MAX_RPC_FAILURES:  # the daemon died: the supervisor restarts it
                 raise JobFailed("interrupted", f"lost contact with aria2: {exc}") from exc

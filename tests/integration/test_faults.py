@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ async def _verify_complete(api: Api, config: Any, job_id: str, media_dir: Path) 
 @pytest.fixture(scope="module")
 async def faulty(new_module_config: Any) -> AsyncIterator[Service]:
     config = await new_module_config(
-        queue={"max_attempts": 3, "retry_backoff_s": 0.1, "concurrency": 2},
+        queue={"max_attempts": 3, "max_interruptions": 3, "retry_backoff_s": 0.1, "concurrency": 2},
         workers={"processes": 2},
     )
     async with running_service(config) as service:
@@ -149,6 +150,46 @@ async def test_sigkill_the_aria2_daemon_retries_the_job(
         assert status == 200 and health["checks"]["aria2"]["status"] == "ok"
     finally:
         await api.close()
+
+
+async def test_a_job_started_while_the_aria2_daemon_is_down_is_interrupted_not_failed(
+    new_config: Any, media_server: MediaServer, media_dir: Path
+) -> None:
+    """Found by the chaos test: addUri refused while the daemon restarts is mediad's
+    fault, so the job is retried (as `interrupted`, within `queue.max_interruptions`)
+    instead of failing with `tool_failed`. The restart is held until two attempts met
+    the dead daemon."""
+    config = await new_config(queue={"retry_backoff_s": 0.05, "concurrency": 1})
+    async with running_service(config) as service:
+        api = Api(service.base_url)
+        daemon, store = service.aria2, service.store
+        assert daemon is not None and daemon._proc is not None and store is not None
+        gate = asyncio.Event()
+        restart = daemon.start
+
+        async def held_start(*args: Any, **kwargs: Any) -> None:
+            await gate.wait()
+            await restart(*args, **kwargs)
+
+        daemon.start = held_start  # type: ignore[method-assign]
+        try:
+            dead = daemon._proc
+            os.kill(dead.pid, signal.SIGKILL)
+            await eventually(lambda: dead.returncode is not None, what="the daemon to die")
+            job_id = (await api.submit(media_server.url("blob.bin"), type="aria2"))["jobId"]
+
+            async def met_it_twice() -> bool:
+                job = await store.get_job(uuid.UUID(job_id))
+                assert job is not None and job.status.value != "failed", job
+                return job.meta.get("interruptions", 0) >= 2
+
+            await eventually(met_it_twice, what="two attempts against the dead daemon")
+            gate.set()
+            done = await _verify_complete(api, config, job_id, media_dir)
+            assert done["attempts"] >= 3
+        finally:
+            gate.set()
+            await api.close()
 
 
 async def test_a_poison_job_fails_after_max_attempts_without_harming_the_rest(

@@ -148,3 +148,39 @@ def test_retry_delay_never_decreases() -> None:
     delays = [states.retry_delay_s(n, 1.5, cap_s=100.0) for n in range(0, 50)]
     assert delays == sorted(delays)
     assert delays[-1] == 100.0
+
+
+# --- whose fault: two budgets ---------------------------------------------------------------
+
+INFRASTRUCTURE = ["interrupted", "worker_crashed", "worker_lost", "shutdown"]
+JOB_TRANSIENT = ["network", "stalled", "rate_limited"]
+# The tool's verdict on the user's URL: failed at the first attempt.
+VERDICTS = ["not_found", "http_error", "unsupported_url", "too_large", "tool_failed",
+            "blocked_address", "disk_full", "no_media", "user_not_found", "auth_failed"]  # fmt: skip
+
+
+@pytest.mark.parametrize("code", INFRASTRUCTURE)
+def test_mediads_own_faults_have_their_own_budget(code: str) -> None:
+    assert states.is_infrastructure(code)
+    # However many of the job's own failures came before.
+    assert states.counted(code, 0, 2) == (1, 2)
+    for n in range(1, 10):
+        assert states.should_retry(code, 2, 3, interruptions=n, max_interruptions=10)
+    assert not states.should_retry(code, 0, 3, interruptions=10, max_interruptions=10)
+
+
+@pytest.mark.parametrize("code", JOB_TRANSIENT)
+def test_the_jobs_own_transient_failures_use_max_attempts(code: str) -> None:
+    assert not states.is_infrastructure(code)
+    # Interruptions before do not count against it.
+    assert states.counted(code, 7, 0) == (7, 1)
+    assert states.should_retry(code, 1, 3, interruptions=7, max_interruptions=10)
+    assert states.should_retry(code, 2, 3, interruptions=7, max_interruptions=10)
+    assert not states.should_retry(code, 3, 3, interruptions=0, max_interruptions=10)
+
+
+@pytest.mark.parametrize("code", VERDICTS)
+def test_a_tools_verdict_is_final_at_once(code: str) -> None:
+    assert not states.is_infrastructure(code)
+    assert states.counted(code, 4, 1) == (4, 1)  # counted in neither budget
+    assert not states.should_retry(code, 1, 100, interruptions=0, max_interruptions=100)
