@@ -1,6 +1,6 @@
 # The commands people type. `make run` and `make test` set everything up first, the web
 # page included (rebuilt only when its sources are newer than the build).
-.PHONY: run test setup setup-test page lint format bench clean binary binary-onedir
+.PHONY: run test setup setup-test page lint format bench clean binary binary-onedir chaos
 
 PY := .venv/bin/python
 PAGE := mediad/static/index.html
@@ -58,6 +58,15 @@ ifeq ($(BENCH),)
 else
 	$(PY) -m tests.bench.speed $(BENCH)
 endif
+
+# The long chaos run, by hand (the suite runs a short one): tests/integration/test_chaos.py
+# with several seeds, about 300 jobs and 100 kills each; each seed's figures are printed
+# and appended to build/chaos.jsonl. `make chaos CHAOS_SEEDS=7` replays one seed.
+CHAOS_SEEDS ?= 1,2,3
+chaos: setup
+	mkdir -p build
+	MEDIAD_CHAOS_SEEDS=$(CHAOS_SEEDS) MEDIAD_CHAOS_JOBS=300 MEDIAD_CHAOS_KILLS=100 \
+		MEDIAD_CHAOS_REPORT=build/chaos.jsonl $(PY) -m pytest tests/integration/test_chaos.py -s -q
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache build dist *.egg-info mediad/static ui/node_modules
