@@ -50,7 +50,7 @@ format: setup
 	$(PY) -m ruff check --fix .
 
 # `make bench` runs every benchmark; `make bench BENCH="ytdlp reads"` only the speed ones
-# named (tests/bench/speed.py: ytdlp aria2 overhead reads idle).
+# named (tests/bench/speed.py: ytdlp aria2 overhead reads idle ingest).
 bench: setup page
 ifeq ($(BENCH),)
 	$(PY) -m tests.bench

@@ -12,7 +12,9 @@ measured in the same run and the ratio; none asserts anything.
 * reads: `GET /downloads/{id}`, `GET /downloads` (a page of 50) and `GET /health` at 50
   connections, against a bare aiohttp app answering the same bodies (the load generator
   is `wrk` when installed, else an aiohttp client loop: the output says which);
-* idle: RSS and PSS per process of serve, its workers and aria2c after the tiny jobs.
+* idle: RSS and PSS per process of serve, its workers and aria2c after the tiny jobs;
+* ingest: progress events/s from 3 stand-in workers on /worker to one /jobs client,
+  through mediad serve (no local workers) and through a bare python-socketio relay.
 
 Everything runs over loopback against the tests' media server, bounded in count and time.
 The machine may be shared: run it three times and take medians.
@@ -33,6 +35,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -408,7 +411,195 @@ async def idle(jobs: int) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-NAMES = ("ytdlp", "aria2", "overhead", "reads", "idle")
+# -- progress ingest -------------------------------------------------------------------
+
+
+class FakeWorker:
+    """A worker on /worker that answers each job:start with ``events`` progress events as
+    fast as Socket.IO takes them, then ``failed`` (with queue.max_attempts 1: no retry)."""
+
+    def __init__(self, base: str, token: str, worker_id: str, events: int) -> None:
+        import socketio
+
+        self.base, self.token, self.worker_id, self.events = base, token, worker_id, events
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio.on("job:start", self._start, namespace="/worker")
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.first_sent: float | None = None
+
+    async def connect(self, deadline_s: float = 120) -> None:
+        import socketio
+
+        deadline = time.perf_counter() + deadline_s
+        while True:
+            try:
+                await self.sio.connect(
+                    self.base,
+                    namespaces=["/worker"],
+                    auth={"token": self.token, "workerId": self.worker_id},
+                    transports=["websocket"],
+                )
+                return
+            except socketio.exceptions.ConnectionError:
+                if time.perf_counter() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+
+    async def _start(self, data: dict[str, object]) -> None:
+        task = asyncio.ensure_future(self._blast(str(data["jobId"]), int(data.get("attempt", 0))))  # type: ignore[call-overload]
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _blast(self, job_id: str, attempt: int) -> None:
+        if self.first_sent is None:
+            self.first_sent = time.perf_counter()
+        for k in range(self.events):
+            await self.sio.emit(
+                "progress",
+                {"jobId": job_id, "attempt": attempt, "stage": "downloading",
+                 "progress": round(k * 100 / self.events, 2), "speed": 1000.0 + k, "eta": 1,
+                 "totalBytes": 10**9},
+                namespace="/worker",
+            )  # fmt: skip
+        await self.sio.emit(
+            "failed",
+            {"jobId": job_id, "attempt": attempt, "errorCode": "tool_failed", "message": "bench"},
+            namespace="/worker",
+        )
+
+
+async def _jobs_listener(base: str, expected: int) -> tuple[Any, asyncio.Future[float]]:
+    """A /jobs client following every job; the future: when the last progress arrived."""
+    import socketio
+
+    sio = socketio.AsyncClient(reconnection=False)
+    done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+    count = [0]
+
+    async def progress(_: object) -> None:
+        count[0] += 1
+        if count[0] >= expected and not done.done():
+            done.set_result(time.perf_counter())
+
+    sio.on("progress", progress, namespace="/jobs")
+    await sio.connect(base, namespaces=["/jobs"], transports=["websocket"])
+    await sio.call("subscribe", {"all": True}, namespace="/jobs", timeout=10)
+    sio.count = count  # type: ignore[attr-defined]
+    return sio, done
+
+
+async def _bare_relay(port: int) -> web.AppRunner:
+    """python-socketio alone: progress on /worker goes to a room on /jobs."""
+    import socketio
+
+    sio = socketio.AsyncServer(async_mode="aiohttp", logger=False, engineio_logger=False)
+    app = web.Application()
+    sio.attach(app)
+
+    @sio.on("progress", namespace="/worker")
+    async def progress(_: str, data: object) -> None:
+        await sio.emit("progress", data, room="all", namespace="/jobs")
+
+    @sio.on("subscribe", namespace="/jobs")
+    async def subscribe(sid: str, _: object) -> dict[str, bool]:
+        await sio.enter_room(sid, "all", namespace="/jobs")
+        return {"ok": True}
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+async def _relay_run(
+    base: str, workers: list[FakeWorker], post: Any, jobs: int, events: int
+) -> float:
+    """Events/s from the first progress sent to the last one the /jobs client got."""
+    await asyncio.gather(*(w.connect() for w in workers if not w.sio.connected))
+    listener, done = await _jobs_listener(base, jobs * events)
+    try:
+        await post(workers)
+        last = await asyncio.wait_for(done, 120)
+        first = min(w.first_sent for w in workers if w.first_sent is not None)
+        return jobs * events / (last - first)
+    finally:
+        await listener.disconnect()
+        for w in workers:
+            await w.sio.disconnect()
+
+
+RELAY_SCRIPT = """
+import asyncio, sys
+from tests.bench.speed import _bare_relay
+
+async def main():
+    await _bare_relay(int(sys.argv[1]))
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def _wait_port(port: int, timeout_s: float = 30) -> None:
+    deadline = time.perf_counter() + timeout_s
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            if time.perf_counter() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+async def ingest(jobs: int, events: int) -> None:
+    token = "bench-" + os.urandom(8).hex()
+    env = {"MEDIAD_SERVER_RATE_LIMIT_PER_MIN": "0", "MEDIAD_WORKERS_PROCESSES": "0",
+           "MEDIAD_WORKERS_TOKEN": token, "MEDIAD_QUEUE_MAX_ATTEMPTS": "1"}  # fmt: skip
+    with environment(**env):
+        serve = Serve()
+        workers = [FakeWorker(serve.base, token, f"bench-{i}", events) for i in range(3)]
+        # No local workers: /health says "down" until ours are in, so connect them first.
+        workers_in = asyncio.gather(*(w.connect() for w in workers))
+        await serve.__aenter__()
+        try:
+            await workers_in
+
+            async def post_jobs(_: object) -> None:
+                async with aiohttp.ClientSession(serve.base) as http:
+                    for i in range(jobs):
+                        body = {"url": f"http://127.0.0.1:9/p{i}.mp4", "type": "ytdlp"}
+                        async with http.post("/downloads", json=body) as r:
+                            assert r.status == 201, await r.text()
+
+            ours = await _relay_run(serve.base, workers, post_jobs, jobs, events)
+        finally:
+            await serve.__aexit__()
+    # The relay in its own process, as mediad serve is.
+    port = free_port()
+    relay = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", RELAY_SCRIPT, str(port), stdin=asyncio.subprocess.DEVNULL
+    )
+    try:
+        await _wait_port(port)
+
+        async def start_jobs(workers: list[FakeWorker]) -> None:
+            for i in range(jobs):
+                await workers[i % 3]._start({"jobId": f"j{i}", "attempt": 0})
+
+        base = f"http://127.0.0.1:{port}"
+        workers = [FakeWorker(base, token, f"bench-{i}", events) for i in range(3)]
+        bare = await _relay_run(base, workers, start_jobs, jobs, events)
+    finally:
+        relay.terminate()
+        await relay.wait()
+    print(f"progress ingest, 3 workers x {events} events a job, {jobs} jobs, to one /jobs client:")
+    print(f"  mediad {ours:8.0f} events/s forwarded   bare python-socketio relay {bare:8.0f}"
+          f" events/s   ratio {_ratio(ours, bare)}   goal >= 1x")  # fmt: skip
+
+
+NAMES = ("ytdlp", "aria2", "overhead", "reads", "idle", "ingest")
 
 
 def main() -> None:
@@ -433,6 +624,8 @@ def main() -> None:
             asyncio.run(reads(args.seconds, args.connections))
         elif name == "idle":
             asyncio.run(idle(args.jobs))
+        elif name == "ingest":
+            asyncio.run(ingest(6, 3000))
         sys.stdout.flush()
 
 
