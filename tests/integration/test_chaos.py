@@ -65,6 +65,7 @@ WORKERS = 4
 # server-wide rate.
 BLOB_RATE = 1_600_000
 SERVER_RATE = 200_000
+PACE = 0.6  # the share of the jobs completed by the last kill
 KILL_WEIGHTS = {
     "worker": 20,
     "tool_group": 14,
@@ -560,13 +561,27 @@ async def test_chaos(seed: int, chaos_media: MediaServer, media_dir: Path) -> No
             if spec.kind == "ffmpeg":
                 spec.sha = ref_sha
         plan = _schedule(rng, KILLS)
+        # The kills are spread over the run: before kill n, about n * PACE * JOBS / KILLS
+        # jobs have completed, and a backlog of jobs waits (submitted as the run goes on).
+        per_kill = PACE * len(specs) / max(1, len(plan))
         submitted = 0
-        for step, kind in enumerate(plan):
-            # Jobs arrive as the run goes on, a few ahead of the kills.
-            target = min(len(specs), (step + 2) * len(specs) // max(1, len(plan)) + CONCURRENCY)
-            while submitted < target:
+
+        async def paced(step: int) -> bool:
+            nonlocal submitted
+            done = await http.jobs("completed")
+            if done is None:
+                return False
+            finished = len(done) - 1 + len(run.cancelled)  # the reference job is done too
+            while submitted < len(specs) and submitted - finished < 2 * CONCURRENCY + 1:
                 await _submit(run, specs[submitted])
                 submitted += 1
+            return finished >= min(int(step * per_kill), submitted - CONCURRENCY)
+
+        for step, kind in enumerate(plan):
+            with contextlib.suppress(AssertionError):  # a stuck run fails at the end instead
+                await eventually(
+                    lambda step=step: paced(step), timeout_s=60, interval_s=0.1, what="pace"
+                )
             if not await _mid_flight(run):
                 run.note("nothing running")
             done = await KILLERS[kind](run)
