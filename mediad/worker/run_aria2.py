@@ -34,6 +34,25 @@ async def run(ctx: JobContext, rpc: Aria2Rpc) -> list[Path]:
     if name is not None:
         options["out"] = name
     try:
+        return await _download(ctx, rpc, options)
+    except NameTooLong as exc:
+        if "out" in options:
+            raise
+        # The server proposed a name (Content-Disposition) longer than a file name may
+        # be: the same download again, under that name cut to fit.
+        return await _download(ctx, rpc, {**options, "out": clean_name(exc.name)})
+
+
+class NameTooLong(JobFailed):
+    """aria2 could not create the file: the name it was given is too long."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__("tool_failed", f"the file name is longer than {NAME_MAX} bytes: {name}")
+        self.name = name
+
+
+async def _download(ctx: JobContext, rpc: Aria2Rpc, options: dict[str, str]) -> list[Path]:
+    try:
         gid = await rpc.call("aria2.addUri", [ctx.url], options)
     except Aria2Error as exc:
         raise JobFailed(*rpc_failure(exc)) from exc
@@ -41,6 +60,22 @@ async def run(ctx: JobContext, rpc: Aria2Rpc) -> list[Path]:
         return await _follow(ctx, rpc, gid)
     finally:
         await _forget(rpc, gid)
+
+
+NAME_MAX = 255  # bytes in one path component, on Linux's file systems
+CANNOT_CREATE = "16"  # aria2's "could not create the file"
+
+
+def too_long_name(error_code: str | None, paths: list[str]) -> str | None:
+    """The name aria2 could not create because it is too long (its status keeps the path
+    it tried), or None when that is not why the download failed."""
+    if error_code != CANNOT_CREATE:
+        return None
+    for path in paths:
+        name = path.rpartition("/")[2]
+        if len(name.encode()) > NAME_MAX:
+            return name
+    return None
 
 
 def rpc_failure(exc: Aria2Error) -> tuple[str, str]:
@@ -92,6 +127,9 @@ async def _follow(ctx: JobContext, rpc: Aria2Rpc, gid: str) -> list[Path]:
                 raise JobFailed("tool_failed", "aria2 finished but the file is missing")
             return found
         if status.status in ("error", "removed"):
+            too_long = too_long_name(status.error_code, list(status.files))
+            if too_long is not None:
+                raise NameTooLong(too_long)
             raise JobFailed(*classify_error(status.error_code, status.error_message))
         await asyncio.sleep(POLL_S)
 

@@ -81,3 +81,24 @@ async def test_a_direct_file_with_a_long_name_completes(
     media_server.add_bytes(path, b"x" * 10_000)
     names = await completed_names(api, f"{media_server.base_url}/{quote(path)}", "aria2")
     assert names[0].startswith("ü") and names[0].endswith(".bin"), names
+
+
+async def test_a_long_name_proposed_by_the_server_completes(
+    api: Api, media_server: MediaServer
+) -> None:
+    """aria2 takes a Content-Disposition name as it is: one of 300 bytes cannot be created,
+    so the download is made again under that name cut to fit."""
+    media_server.add_bytes("files/proposed.bin", b"y" * 10_000)
+    proposed = "é" * 150 + ".bin"
+    url = media_server.url("files/proposed.bin", filename=proposed)
+    names = await completed_names(api, url, "aria2")
+    assert names[0].startswith("é" * 50) and names[0].endswith(".bin"), names
+
+
+def test_the_too_long_name_is_the_path_aria2_tried() -> None:
+    from mediad.worker.run_aria2 import too_long_name
+
+    long_name = "é" * 150 + ".bin"
+    assert too_long_name("16", [f"/tmp/x/{long_name}"]) == long_name
+    assert too_long_name("16", ["/tmp/x/short.bin"]) is None  # another reason
+    assert too_long_name("3", [f"/tmp/x/{long_name}"]) is None  # not "could not create"

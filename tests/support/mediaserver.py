@@ -14,6 +14,8 @@ each overriding the matching server-wide attribute:
     answer CODE with a short text body, whatever the name
 ``?delay_ms=N``
     wait N milliseconds before the headers
+``?filename=NAME``
+    propose NAME in ``Content-Disposition: attachment; filename*=UTF-8''…``
 
 Every request ends up as one :class:`Served` record in ``MediaServer.served``.
 
@@ -576,6 +578,9 @@ class MediaServer:
 
         resp = web.StreamResponse()
         resp.headers["Accept-Ranges"] = "bytes"
+        if request.query.get("filename"):
+            proposed = quote(request.query["filename"], safe="")
+            resp.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{proposed}"
         resp.content_type = res.content_type
         resp.etag = res.etag
         resp.last_modified = res.mtime_s
