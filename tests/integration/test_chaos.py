@@ -441,6 +441,8 @@ KILLERS: dict[str, Callable[[Run], Awaitable[bool]]] = {
 async def control(run: Run) -> None:
     """Pause, resume or cancel a job through the API, as a user would."""
     action = run.rng.choices(["pause", "resume", "cancel"], [4, 3, 2])[0]
+    if len(run.paused) >= CONCURRENCY:  # a user comes back to what they paused
+        action = "resume"
     if action == "resume":
         if not run.paused:
             return
@@ -572,10 +574,12 @@ async def test_chaos(seed: int, chaos_media: MediaServer, media_dir: Path) -> No
             if done is None:
                 return False
             finished = len(done) - 1 + len(run.cancelled)  # the reference job is done too
-            while submitted < len(specs) and submitted - finished < 2 * CONCURRENCY + 1:
+            backlog = submitted - finished - len(run.paused)  # paused jobs wait for a resume
+            while submitted < len(specs) and backlog < 2 * CONCURRENCY + 1:
                 await _submit(run, specs[submitted])
                 submitted += 1
-            return finished >= min(int(step * per_kill), submitted - CONCURRENCY)
+                backlog += 1
+            return finished >= min(int(step * per_kill), submitted - CONCURRENCY - len(run.paused))
 
         for step, kind in enumerate(plan):
             with contextlib.suppress(AssertionError):  # a stuck run fails at the end instead
