@@ -1,4 +1,4 @@
-"""Pure: which tool a URL needs (DESIGN.md, "Detection")."""
+"""Pure: which tool a URL needs (docs/architecture.md, "Contracts": detection)."""
 
 from __future__ import annotations
 

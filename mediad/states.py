@@ -12,7 +12,7 @@ ACTIONS: dict[str, tuple[frozenset[Status], Status]] = {
     "retry": (frozenset({Status.FAILED, Status.CANCELLED}), Status.QUEUED),
 }
 
-# Every change the service itself makes or allows (DESIGN.md, "Statuses").
+# Every change the service itself makes or allows (docs/architecture.md, "Contracts").
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED, Status.PAUSED}),
     Status.RUNNING: frozenset(

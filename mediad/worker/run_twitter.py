@@ -1,4 +1,4 @@
-"""Twitter/X jobs through twmd (twitter-media-downloader, TOOLS.md "twmd").
+"""Twitter/X jobs through twmd (twitter-media-downloader; docs/tools.md, "twmd").
 
 A tweet URL runs ``twmd -B -t ID -o OUT``; a profile URL runs ``twmd -B -u NAME -a|-i|-v
 [-r] [-n N] -o OUT``; with cookies configured, ``-L`` (they are copied into twmd's

@@ -1,7 +1,7 @@
 """Pure: what twmd's output lines mean, and how a run ended.
 
 twmd (twitter-media-downloader 1.14) prints one line per event, in no fixed order since
-its downloads run in parallel (TOOLS.md, "twmd"). :func:`parse_line` names each line;
+its downloads run in parallel (docs/tools.md, "twmd"). :func:`parse_line` names each line;
 :class:`TwmdOutput` adds up one run's lines; :func:`classify` turns the sum, the exit
 code and the number of usable files into an outcome: None (success) or a
 :class:`Failure` with the job's errorCode and a sentence for the user.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A stand-in for twmd 1.14 (twitter-media-downloader), which cannot reach Twitter/X
 from here. It parses twmd's command line the way twmd's option parser does, prints the
-lines the real twmd prints (TOOLS.md, "twmd": that list is the contract), and really
+lines the real twmd prints (docs/tools.md, "twmd": that list is the contract), and really
 downloads media over HTTP, from the test media server, into twmd's layout:
 ``OUT/NAME`` for a tweet, ``OUT/USER/img/NAME`` and ``OUT/USER/video/NAME`` for a
 profile (retweets as ``RE-NAME``, still reported as ``Downloaded NAME``). Downloads run

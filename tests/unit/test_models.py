@@ -14,7 +14,7 @@ from mediad.models import TERMINAL, Job, JobType, Status
 JOB_ID = UUID("0b9e4a6e-3c1f-4d0e-9a57-2f1f3c0e8d11")
 CREATED = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
-# DESIGN.md, "REST": a job's fields.
+# A job's fields, as mediad/openapi.yaml's Job names them.
 API_FIELDS = {
     "jobId", "url", "type", "status", "stage", "progress", "speed", "eta", "totalBytes",
     "filename", "size", "outputPath", "errorCode", "errorMessage", "attempts", "options",

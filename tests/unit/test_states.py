@@ -1,4 +1,4 @@
-"""mediad.states: the status table of DESIGN.md ("Statuses") and the retry decision."""
+"""mediad.states: the status table (docs/architecture.md, "Contracts") and the retry decision."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ Q, R, C, F, X, P = (
     Status.PAUSED,
 )
 
-# DESIGN.md: queued → running → completed | failed | cancelled | paused; paused → queued
+# queued → running → completed | failed | cancelled | paused; paused → queued
 # (resume); failed | cancelled → queued (retry); queued | paused → cancelled; running →
 # queued (automatic retry). queued → paused: the dispatcher "skips [a queued id] if it was
 # cancelled/paused meanwhile", so a queued job can be paused.
