@@ -215,7 +215,12 @@ def _remote_worker(args: argparse.Namespace, config: configuration.Config) -> in
     at once with an environment cleared of every mediad setting and secret, handing the
     settings over through a file descriptor, as `mediad serve` does for local workers.
     """
-    from mediad.supervisor import worker_command, worker_environment
+    from mediad.supervisor import (
+        settings_fields,
+        worker_command,
+        worker_environment,
+        worker_settings,
+    )
     from mediad.worker.settings import WorkerSettings, hand_over
 
     if not args.server:
@@ -226,21 +231,8 @@ def _remote_worker(args: argparse.Namespace, config: configuration.Config) -> in
         server_url=args.server,
         worker_id=f"{socket.gethostname()}-{os.getpid()}",  # exec keeps the pid
         token=config.workers.token,
-        data_dir=config.data_path,
-        tmp_dir=config.tmp_path,
-        ytdlp=config.tools.ytdlp,
-        ffmpeg=config.tools.ffmpeg,
-        ffprobe=config.tools.ffprobe,
-        twmd=config.tools.twmd,
-        twitter_cookies=config.twitter.cookies_path,
-        twitter_proxy=config.twitter.proxy,
-        progress_hz=config.progress.worker_hz,
-        heartbeat_s=config.workers.heartbeat_s,
-        log_level=config.logging.level,
-        log_format=config.logging.format,
-        max_job_bytes=config.storage.max_job_bytes,
-        allow_private=config.network.allow_private,
-        allow_hosts=config.network.allow_hosts,
+        # The same mapping as a local worker's; its own aria2 daemon (below), not serve's.
+        **settings_fields(worker_settings(config, aria2_url=None, aria2_secret=None)),
     )
     daemon = {"root": str(config.state_path / "aria2-worker"), "binary": config.tools.aria2c}
     fd = hand_over({"settings": settings.to_payload(), "aria2": daemon, "process": "worker"})
