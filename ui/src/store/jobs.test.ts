@@ -56,6 +56,25 @@ describe('JobStore', () => {
     expect(store.get(a.jobId)!.status).toBe('failed');
   });
 
+  it('tells the end of a job it had not seen yet, once, when the job arrives', () => {
+    const { store } = makeStore();
+    store.applyFirstPage([], null, { tab: 'all', q: '' }, 0, true);
+    const seen: Transition[] = [];
+    store.onTransition((t) => seen.push(t));
+    const quick = job({ status: 'completed', progress: 100 });
+    const result = store.applyEvents([
+      { kind: 'completed', data: { jobId: quick.jobId, filename: 'a.mp4', size: 1, outputPath: 'x/a.mp4' } },
+    ]);
+    expect(result.unknown).toEqual([quick.jobId]);
+    store.upsert(quick);
+    store.upsert(quick);
+    expect(seen.map((t) => [t.job.jobId, t.to])).toEqual([[quick.jobId, 'completed']]);
+    // A finished job the page merely loads (no event about it) is no news.
+    const old = job({ status: 'failed' });
+    store.upsert(old);
+    expect(seen).toHaveLength(1);
+  });
+
   it('ignores a page for a filter that is no longer shown', () => {
     const { store } = makeStore();
     store.setFilter({ tab: 'completed', q: '' });

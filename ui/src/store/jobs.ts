@@ -43,6 +43,9 @@ export class JobStore {
   private jobListeners = new Map<string, Set<Listener>>();
   private listListeners = new Set<Listener>();
   private transitionListeners = new Set<(t: Transition) => void>();
+  /** Jobs the page did not know when their end was announced: they are fetched, and
+   * their end is still told once they arrive (a quick job posted by another client). */
+  private endedUnseen = new Map<string, Status>();
   private list: ListState;
   private clock: () => number;
 
@@ -144,6 +147,7 @@ export class JobStore {
   }
 
   remove(id: string): void {
+    this.endedUnseen.delete(id);
     if (this.jobs.delete(id)) this.notifyJob(id);
     this.eventAt.delete(id);
     const order = removeId(this.list, id);
@@ -162,6 +166,8 @@ export class JobStore {
       const job = this.jobs.get(id);
       if (!job) {
         unknown.add(id);
+        const ended = endOf(ev);
+        if (ended) this.endedUnseen.set(id, ended);
         continue;
       }
       this.eventAt.set(id, at);
@@ -191,6 +197,11 @@ export class JobStore {
     this.notifyJob(remote.jobId);
     if (local && local.status !== next.status) {
       this.emitTransition({ job: next, from: local.status, to: next.status });
+    }
+    const ended = this.endedUnseen.get(remote.jobId);
+    if (ended !== undefined) {
+      this.endedUnseen.delete(remote.jobId);
+      if (!local && next.status === ended) this.emitTransition({ job: next, from: 'running', to: ended });
     }
   }
 
@@ -222,4 +233,14 @@ export class JobStore {
   private emitTransition(t: Transition): void {
     for (const l of [...this.transitionListeners]) l(t);
   }
+}
+
+/** The status an event ends a job in, if it does. */
+function endOf(ev: LiveEvent): Status | null {
+  if (ev.kind === 'completed') return 'completed';
+  if (ev.kind === 'failed') return 'failed';
+  if (ev.kind === 'job-update' && (ev.data.status === 'completed' || ev.data.status === 'failed')) {
+    return ev.data.status;
+  }
+  return null;
 }
