@@ -132,6 +132,21 @@ describe('Sync', () => {
     expect(getJob).toHaveBeenCalledWith('unknown-id');
   });
 
+  it('asks again for a job that changed while its answer was on the way', async () => {
+    const { sync, getJob, store } = setup(() => ({ items: [], nextCursor: null }));
+    const answers: ((j: Job) => void)[] = [];
+    getJob.mockImplementation(() => new Promise<Job>((resolve) => answers.push(resolve)));
+    const first = sync.refreshJob('j1');
+    void sync.refreshJob('j1'); // news about j1 meanwhile: no second request at once…
+    expect(getJob).toHaveBeenCalledTimes(1);
+    answers[0]!(job({ jobId: 'j1', status: 'running' }));
+    await first;
+    expect(getJob).toHaveBeenCalledTimes(2); // …but one once the first answer landed
+    answers[1]!(job({ jobId: 'j1', status: 'failed' }));
+    await vi.waitFor(() => expect(store.get('j1')?.status).toBe('failed'));
+    expect(getJob).toHaveBeenCalledTimes(2);
+  });
+
   it('asks for a token when the socket refuses it', () => {
     const { socket, sync, onAuthRequired } = setup(() => ({ items: [], nextCursor: null }));
     sync.start();

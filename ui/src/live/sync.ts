@@ -84,6 +84,7 @@ export class Sync {
   private resyncTimer: unknown = null;
   private pollInFlight = false;
   private fetching = new Set<string>();
+  private refetch = new Set<string>();
   private firstPageSeq = 0;
   private stopped = false;
   private deps: Required<SyncDeps>;
@@ -175,7 +176,12 @@ export class Sync {
 
   /** A job the page should show now (just created, or acted on). */
   async refreshJob(jobId: string): Promise<void> {
-    if (this.fetching.has(jobId)) return;
+    if (this.fetching.has(jobId)) {
+      // News about the job while its answer is on the way: ask again once it lands, or a
+      // job that ended meanwhile would stay as the first answer found it.
+      this.refetch.add(jobId);
+      return;
+    }
     this.fetching.add(jobId);
     const at = this.deps.store.now();
     try {
@@ -185,6 +191,7 @@ export class Sync {
       if (e instanceof ApiError && e.status === 404) this.deps.store.remove(jobId);
     } finally {
       this.fetching.delete(jobId);
+      if (this.refetch.delete(jobId)) void this.refreshJob(jobId);
     }
   }
 
