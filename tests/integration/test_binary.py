@@ -80,8 +80,8 @@ def _is_fresh(binary: Path) -> bool:
     return binary.stat().st_mtime > max(p.stat().st_mtime for p in _inputs())
 
 
-@pytest.fixture(scope="session")
-def binary() -> Path:
+def need_pyinstaller() -> None:
+    """Skip without PyInstaller, locally only: with MEDIAD_REQUIRE_BINARY=1 (CI) fail."""
     if importlib.util.find_spec("PyInstaller") is None:
         message = (
             "PyInstaller is not installed, so the single binary cannot be built: "
@@ -90,6 +90,11 @@ def binary() -> Path:
         if REQUIRED:
             pytest.fail(f"MEDIAD_REQUIRE_BINARY=1, but {message}")
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def binary() -> Path:
+    need_pyinstaller()
     assert PAGE.is_file(), "the web page is not built: run `make page` first"
     if not _is_fresh(BINARY):
         started = time.monotonic()
@@ -118,8 +123,7 @@ def install(binary: Path) -> Iterator[Path]:
 
 def test_the_build_refuses_without_the_page(tmp_path: Path) -> None:
     """No page, no binary: the spec stops before any analysis."""
-    if importlib.util.find_spec("PyInstaller") is None:
-        pytest.skip("PyInstaller is not installed")
+    need_pyinstaller()
     (tmp_path / "packaging").mkdir()
     shutil.copy2(SPEC, tmp_path / "packaging" / "mediad.spec")
     shutil.copytree(ROOT / "schema", tmp_path / "schema")
