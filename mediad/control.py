@@ -1,6 +1,6 @@
-"""What clients ask of a job: cancel, pause, resume, retry, stop (a live recording) and
-delete. Each is one guarded status change in PostgreSQL, then its consequences: the
-worker told to stop the tool, the id taken out of or put back into the Redis list,
+"""What clients ask of jobs: create one, cancel, pause, resume, retry, stop (a live
+recording) and delete. Each is one guarded change in PostgreSQL, then its consequences:
+the worker told to stop the tool, the id taken out of or put back into the Redis list,
 files removed, and a ``job-update`` for every change."""
 
 from __future__ import annotations
@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import uuid
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from mediad import states
@@ -16,6 +18,7 @@ from mediad.config import Config
 from mediad.dispatcher import Dispatcher
 from mediad.errors import Conflict, NotFound, QueueUnavailable
 from mediad.models import Job, JobType, Status
+from mediad.ports import Publisher
 from mediad.queue import Queue
 from mediad.store import Store
 
@@ -23,11 +26,35 @@ log = logging.getLogger(__name__)
 
 
 class Controller:
-    def __init__(self, config: Config, store: Store, queue: Queue, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        queue: Queue,
+        dispatcher: Dispatcher,
+        publisher: Publisher,
+    ) -> None:
         self.config = config
         self.store = store
         self.queue = queue
         self.dispatcher = dispatcher
+        self.publisher = publisher
+
+    async def create(self, url: str, job_type: JobType, options: dict[str, Any]) -> Job:
+        """A new job: its row first (the truth), then its id in the Redis list."""
+        job_id = uuid.uuid4()
+        job = await self.store.insert_job(job_id, url, job_type, options)
+        try:
+            await self.queue.push(str(job_id))
+        except QueueUnavailable as exc:
+            # The row is the truth: the reconciler pushes it once Redis is back.
+            log.warning("job accepted while Redis is down: %s", exc, extra={"jobId": str(job_id)})
+        log.info(
+            "job accepted (%s)", job_type.value, extra={"jobId": str(job_id), "stage": "queued"}
+        )
+        # Dashboards following every job see new ones at once, whoever posted them.
+        await self.publisher.job_update(job)
+        return job
 
     async def apply(self, job_id: UUID, action: str) -> Job:
         job = await self._get(job_id)
@@ -42,7 +69,7 @@ class Controller:
         job, previous = changed
         log.info("%s (was %s)", action, previous.value, extra={"jobId": str(job_id)})
         await self._consequences(job, previous, action)
-        await self.dispatcher.publish_update(job)
+        await self.publisher.job_update(job)
         return job
 
     async def delete(self, job_id: UUID) -> None:
@@ -68,17 +95,13 @@ class Controller:
     async def _consequences(self, job: Job, previous: Status, action: str) -> None:
         job_id = str(job.id)
         if previous is Status.RUNNING:
-            a = self.dispatcher.running.get(job_id)
-            if a is not None and not a.stopping:
-                then = None
-                if action == "cancel":
 
-                    async def then() -> None:
-                        await self._remove_files(job.id, data=True)
-
-                await self.dispatcher.stop_attempt(a, action, then)
-            elif action == "cancel":  # the attempt ended meanwhile: drop whatever it left
+            async def remove_all() -> None:
                 await self._remove_files(job.id, data=True)
+
+            then = remove_all if action == "cancel" else None
+            if not await self.dispatcher.stop_job(job_id, action, then) and then is not None:
+                await then()  # the attempt ended meanwhile: drop whatever it left
         elif previous is Status.QUEUED:
             await self._unqueue(job.id)
         if action == "cancel" and previous is not Status.RUNNING:
@@ -91,14 +114,13 @@ class Controller:
 
     async def _stop_recording(self, job: Job) -> Job:
         """Finish a running ffmpeg job now, keeping what was recorded (live streams)."""
-        a = self.dispatcher.running.get(str(job.id))
-        if job.type is not JobType.FFMPEG or job.status is not Status.RUNNING or a is None:
+        recording = job.type is JobType.FFMPEG and job.status is Status.RUNNING
+        if not recording or not await self.dispatcher.finish_recording(str(job.id)):
             raise Conflict(
                 "stop finishes a running ffmpeg recording; use cancel or pause otherwise",
                 code="invalid_transition",
                 extra={"status": job.status.value},
             )
-        await self.dispatcher.control_worker(a, "stop")
         return self.dispatcher.snapshot(job)
 
     async def _unqueue(self, job_id: UUID) -> None:

@@ -14,10 +14,11 @@ from uuid import UUID
 
 import socketio
 
-from mediad import auth, events, sockets
+from mediad import auth, sockets, wire
 from mediad.config import Config
-from mediad.dispatcher import ALL_ROOM, Dispatcher, job_room
+from mediad.dispatcher import Dispatcher
 from mediad.errors import InvalidEvent, StoreUnavailable
+from mediad.models import Job
 from mediad.store import Store
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,13 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_ROOMS_PER_CLIENT = 100
 WORKER_ID = re.compile(r"[A-Za-z0-9._:@-]{1,64}")
+WORKERS = "/worker"
+JOBS = "/jobs"
+ALL_ROOM = "jobs:all"
+
+
+def job_room(job_id: str) -> str:
+    return f"job:{job_id}"
 
 
 def create_server(config: Config) -> socketio.AsyncServer:
@@ -38,16 +46,62 @@ def create_server(config: Config) -> socketio.AsyncServer:
     )
 
 
-def emitter(sio: socketio.AsyncServer):  # type: ignore[no-untyped-def]
-    async def emit(event: str, payload: dict[str, Any], to: Any, namespace: str) -> None:
-        await sio.emit(event, payload, to=to, namespace=namespace)
+class WorkerChannel:
+    """The dispatcher's messages to workers, on ``/worker`` (``ports.WorkerChannel``)."""
 
-    return emit
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self.sio = sio
+
+    async def start(self, sid: str, message: wire.JobStart) -> None:
+        await self.sio.emit(wire.JOB_START, message.encode(), to=sid, namespace=WORKERS)
+
+    async def control(self, sid: str, message: wire.JobControl) -> None:
+        await self.sio.emit(wire.JOB_CONTROL, message.encode(), to=sid, namespace=WORKERS)
+
+
+class Publisher:
+    """Job events for clients on ``/jobs``: to the job's room and to the room of those
+    following every job (``ports.Publisher``)."""
+
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self.sio = sio
+
+    async def _emit(self, event: str, payload: dict[str, Any]) -> None:
+        rooms = [job_room(payload["jobId"]), ALL_ROOM]
+        await self.sio.emit(event, payload, to=rooms, namespace=JOBS)
+
+    async def job_update(self, job: Job) -> None:
+        await self._emit(
+            "job-update",
+            {
+                "jobId": str(job.id),
+                "status": job.status.value,
+                "stage": job.stage,
+                "progress": job.progress,
+            },
+        )
+
+    async def progress(self, job_id: str, live: wire.Live) -> None:
+        await self._emit("progress", {"jobId": job_id, **live.to_api()})
+
+    async def completed(self, job: Job) -> None:
+        await self._emit(
+            "completed",
+            {
+                "jobId": str(job.id),
+                "filename": job.filename,
+                "size": job.size,
+                "outputPath": job.output_path,
+            },
+        )
+
+    async def failed(self, job_id: str, error_code: str, message: str) -> None:
+        await self._emit("failed", {"jobId": job_id, "errorCode": error_code, "message": message})
 
 
 class WorkerNamespace(socketio.AsyncNamespace):
     def __init__(self, dispatcher: Dispatcher, tokens: auth.WorkerTokens) -> None:
-        super().__init__("/worker")
+        super().__init__(WORKERS)
         self.dispatcher = dispatcher
         self.tokens = tokens
 
@@ -60,7 +114,7 @@ class WorkerNamespace(socketio.AsyncNamespace):
             log.warning("refused a worker connection: bad or missing token")
             raise socketio.exceptions.ConnectionRefusedError("invalid worker token")
         assert isinstance(worker_id, str)
-        if any(w.worker_id == worker_id for w in self.dispatcher.workers.values()):
+        if self.dispatcher.has_worker(worker_id):
             raise socketio.exceptions.ConnectionRefusedError("worker id already connected")
         self.dispatcher.worker_connected(sid, worker_id)
 
@@ -85,7 +139,7 @@ class WorkerNamespace(socketio.AsyncNamespace):
 
 class JobsNamespace(socketio.AsyncNamespace):
     def __init__(self, config: Config, store: Store, dispatcher: Dispatcher) -> None:
-        super().__init__("/jobs")
+        super().__init__(JOBS)
         self.api_tokens = config.server.api_tokens
         self.store = store
         self.dispatcher = dispatcher
@@ -103,7 +157,7 @@ class JobsNamespace(socketio.AsyncNamespace):
         if isinstance(data, dict) and data.get("all") is True:
             return await self._join(sid, ALL_ROOM, None)
         try:
-            job_id = events.job_id(data.get("jobId") if isinstance(data, dict) else None)
+            job_id = wire.job_id(data.get("jobId") if isinstance(data, dict) else None)
         except InvalidEvent as exc:
             return _error("invalid_job_id", str(exc))
         try:
@@ -119,7 +173,7 @@ class JobsNamespace(socketio.AsyncNamespace):
             await self.leave_room(sid, ALL_ROOM)
             return {"ok": True}
         try:
-            job_id = events.job_id(data.get("jobId") if isinstance(data, dict) else None)
+            job_id = wire.job_id(data.get("jobId") if isinstance(data, dict) else None)
         except InvalidEvent as exc:
             return _error("invalid_job_id", str(exc))
         await self.leave_room(sid, job_room(job_id))

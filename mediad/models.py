@@ -9,6 +9,8 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
+from mediad import wire
+
 
 class Status(str, Enum):
     QUEUED = "queued"
@@ -35,7 +37,7 @@ class JobType(str, Enum):
         return self.value
 
 
-STAGES = ("queued", "downloading", "merging", "postprocessing", "finalizing")
+STAGES = wire.JOB_STAGES
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,8 +129,8 @@ def _one_line(value: object) -> str:
 async def status_line(service: Service) -> str:
     """ "3 running, 12 queued, 3/3 workers" (queued: the jobs waiting in Redis)."""
     dispatcher, queue = service.dispatcher, service.queue
-    running = len(dispatcher.running) if dispatcher is not None else 0
-    connected = len(dispatcher.workers) if dispatcher is not None else 0
+    counts = dispatcher.status_counts() if dispatcher is not None else {}
+    running, connected = counts.get("running", 0), counts.get("connected", 0)
     try:
         assert queue is not None
         queued = f"{await asyncio.wait_for(queue.depth(), 2)} queued"
@@ -151,7 +151,7 @@ async def announce(service: Service, notifier: Notifier, poll_s: float = STATUS_
     dispatcher = service.dispatcher
     assert dispatcher is not None
     # The dispatcher has no event for it; a connect is rare enough for a short poll.
-    while len(dispatcher.workers) < service.config.worker_processes:  # noqa: ASYNC110
+    while dispatcher.status_counts()["connected"] < service.config.worker_processes:  # noqa: ASYNC110
         await asyncio.sleep(READY_POLL_S)
     line = await status_line(service)
     notifier.notify("READY=1", STATUS=line)

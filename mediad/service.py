@@ -2,9 +2,9 @@
 reverse.
 
     managed PostgreSQL / Redis (when no URL is configured)
-    → store (pool + migrations) → queue
-    → HTTP + Socket.IO on server.host:port
-    → aria2 daemon → reconciler pass → dispatcher → worker processes
+    → store (pool + migrations) → queue → dispatcher, control, the app
+    → aria2 daemon → HTTP + Socket.IO on server.host:port
+    → reconciler pass → dispatcher and its upkeep loops → worker processes
 
 Background tasks are named and watched: if one dies, the service stops instead of
 limping on without it.
@@ -22,7 +22,7 @@ from aiohttp import web
 
 from mediad import connections, hub
 from mediad import web as webapp
-from mediad.aria2 import Aria2Daemon
+from mediad.aria2 import Aria2Daemon, Aria2Rpc
 from mediad.auth import WorkerTokens
 from mediad.config import Config, local_url
 from mediad.control import Controller
@@ -32,6 +32,7 @@ from mediad.queue import Queue
 from mediad.services import ManagedPostgres, ManagedRedis, find_postgres_bin_dir, find_redis_server
 from mediad.store import Store
 from mediad.supervisor import Supervisor, worker_settings
+from mediad.upkeep import Upkeep
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,10 @@ class Service:
         self.store: Store | None = None
         self.queue: Queue | None = None
         self.dispatcher: Dispatcher | None = None
+        self.upkeep: Upkeep | None = None
         self.supervisor: Supervisor | None = None
         self.aria2: Aria2Daemon | None = None
+        self._aria2_client: Aria2Rpc | None = None
         self.postgres: ManagedPostgres | None = None
         self.redis: ManagedRedis | None = None
         self.tokens = WorkerTokens(config.workers.token)
@@ -79,44 +82,73 @@ class Service:
             folder.mkdir(parents=True, exist_ok=True)
         dsn = c.database.url or await self._start_postgres()
         redis_url = c.redis.url or await self._start_redis()
+        store, queue = await self._open_store(dsn), self._open_queue(redis_url)
 
-        self.store = await Store.open(
-            dsn, min_size=c.database.pool_min, max_size=c.database.pool_max
-        )
+        sio = hub.create_server(c)
+        publisher = hub.Publisher(sio)
+        self.dispatcher = Dispatcher(c, store, queue, hub.WorkerChannel(sio), publisher)
+        self.upkeep = Upkeep(self.dispatcher)
+        sio.register_namespace(hub.WorkerNamespace(self.dispatcher, self.tokens))
+        sio.register_namespace(hub.JobsNamespace(c, store, self.dispatcher))
+        controller = Controller(c, store, queue, self.dispatcher, publisher)
+        checks = {"aria2": self._aria2_check, "twmd": self._twmd_check}
+        parts = webapp.Parts(store, queue, self.dispatcher, controller, checks)
+        app = webapp.create_app(c, parts)
+        sio.attach(app)
+
+        await self._start_aria2()
+        await self._listen(app)
+        # /health answers (503) while an unavailable Redis holds the rest of start-up.
+        await self._wait_for_redis()
+
+        await self.upkeep.reconcile(startup=True)
+        self._stack.push_async_callback(self.upkeep.stop)
+        for task in self.upkeep.start():
+            self._watch_task(task)
+
+        assert self.aria2 is not None
+        settings = worker_settings(c, self.aria2.url, self.aria2.secret)
+        self.supervisor = Supervisor(c, self.tokens, self.base_url, settings)
+        self._stack.push_async_callback(self.supervisor.stop, c.server.shutdown_grace_s)
+        for task in self.supervisor.start():
+            self._watch_task(task)
+        # Runs before the workers are stopped: their goodbyes are not crashes.
+        self._stack.callback(self.dispatcher.begin_drain)
+
+    async def _open_store(self, dsn: str) -> Store:
+        c = self.config.database
+        self.store = await Store.open(dsn, min_size=c.pool_min, max_size=c.pool_max)
         self._stack.push_async_callback(self.store.close)
         applied = await self.store.migrate()
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
-        self.queue = Queue.from_url(redis_url, c.redis.prefix)
+        return self.store
+
+    def _open_queue(self, redis_url: str) -> Queue:
+        self.queue = Queue.from_url(redis_url, self.config.redis.prefix)
         self._stack.push_async_callback(self.queue.close)
+        return self.queue
 
-        sio = hub.create_server(c)
-        app = webapp.create_app(c)
-        sio.attach(app)
-        self.dispatcher = Dispatcher(c, self.store, self.queue, hub.emitter(sio))
-        sio.register_namespace(hub.WorkerNamespace(self.dispatcher, self.tokens))
-        sio.register_namespace(hub.JobsNamespace(c, self.store, self.dispatcher))
-        app[webapp.STORE] = self.store
-        app[webapp.QUEUE] = self.queue
-        app[webapp.DISPATCHER] = self.dispatcher
-        app[webapp.CONTROLLER] = Controller(c, self.store, self.queue, self.dispatcher)
-
+    async def _start_aria2(self) -> None:
+        c = self.config
         self.aria2 = Aria2Daemon(
             c.state_path / "aria2", binary=c.tools.aria2c, max_downloads=c.queue.concurrency + 2
         )
         await self.aria2.start()
         self._stack.push_async_callback(self.aria2.stop)
         self._watch(self._keep_alive(self.aria2, "aria2"), "keep-aria2")
-        aria2_client = self.aria2.client()
-        self._stack.push_async_callback(aria2_client.close)
+        self._aria2_client = self.aria2.client()
+        self._stack.push_async_callback(self._aria2_client.close)
 
-        async def aria2_check() -> dict[str, Any]:
-            return {"status": "ok", "version": await aria2_client.version()}
+    async def _aria2_check(self) -> dict[str, Any]:
+        if self._aria2_client is None:
+            return {"status": "starting"}
+        return {"status": "ok", "version": await self._aria2_client.version()}
 
-        app[webapp.HEALTH_CHECKS]["aria2"] = aria2_check
-        app[webapp.HEALTH_CHECKS]["twmd"] = self._twmd_check
-
-        # Slow and greedy clients: head and body timeouts, connection caps (connections.py).
+    async def _listen(self, app: web.Application) -> None:
+        """HTTP and Socket.IO on server.host:port, with head and body timeouts and
+        connection caps for slow and greedy clients (connections.py)."""
+        c = self.config
         runner = connections.Runner(
             app,
             per_client=c.server.max_connections_per_client,
@@ -135,21 +167,6 @@ class Service:
         self._site = site
         self.port = _bound_port(runner)
         log.info("listening on %s", self.base_url)
-        # /health answers (503) while an unavailable Redis holds the rest of start-up.
-        await self._wait_for_redis()
-
-        await self.dispatcher.reconcile(startup=True)
-        self._stack.push_async_callback(self.dispatcher.stop)
-        for task in self.dispatcher.start():
-            self._watch_task(task)
-
-        settings = worker_settings(c, self.aria2.url, self.aria2.secret)
-        self.supervisor = Supervisor(c, self.tokens, self.base_url, settings)
-        self._stack.push_async_callback(self.supervisor.stop, c.server.shutdown_grace_s)
-        for task in self.supervisor.start():
-            self._watch_task(task)
-        # Runs before the workers are stopped: their goodbyes are not crashes.
-        self._stack.callback(self.dispatcher.begin_drain)
 
     async def _twmd_check(self) -> dict[str, Any]:
         """twmd is optional: a missing one fails Twitter/X jobs, not the service."""

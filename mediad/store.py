@@ -21,6 +21,7 @@ import orjson
 from mediad import migrations, states
 from mediad.errors import StoreUnavailable
 from mediad.models import Job, JobType, Status
+from mediad.wire import Live
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,7 @@ class ProgressRow:
 
     job_id: UUID
     attempt: int
-    stage: str
-    progress: float | None
-    speed: int | None
-    eta: int | None
-    total_bytes: int | None
+    live: Live
 
 
 # What each client-requested status change resets besides the status.
@@ -205,11 +202,11 @@ class Store:
                 " WHERE j.id = u.id AND j.status = 'running' AND j.attempts = u.attempt",
                 [r.job_id for r in rows],
                 [r.attempt for r in rows],
-                [r.stage for r in rows],
-                [r.progress for r in rows],
-                [r.speed for r in rows],
-                [r.eta for r in rows],
-                [r.total_bytes for r in rows],
+                [r.live.stage for r in rows],
+                [r.live.progress for r in rows],
+                [r.live.speed for r in rows],
+                [r.live.eta for r in rows],
+                [r.live.total_bytes for r in rows],
             )
         return int(result.split()[-1])
 

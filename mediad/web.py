@@ -12,8 +12,8 @@ import mimetypes
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -22,7 +22,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from mediad import connections, hosts, requests, zipstream
+from mediad import connections, hosts, inputs, zipstream
 from mediad.auth import FileLinks, public
 from mediad.config import Config
 from mediad.control import Controller
@@ -40,15 +40,16 @@ from mediad.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from mediad.events import safe_file_name
 from mediad.models import JobType
 from mediad.netpolicy import NetPolicy
 from mediad.page import Page
 from mediad.queue import Queue
 from mediad.ratelimit import RateLimiter
 from mediad.store import Store
+from mediad.wire import safe_file_name
 
 log = logging.getLogger(__name__)
+HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)
@@ -59,13 +60,25 @@ RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 NET_POLICY = web.AppKey("net_policy", NetPolicy)
 FILE_LINKS = web.AppKey("file_links", FileLinks)
 # Extra health checks (aria2, …): name → coroutine that raises when the part is down.
-HEALTH_CHECKS = web.AppKey("health_checks", dict[str, Callable[[], Awaitable[dict[str, Any]]]])
+HEALTH_CHECKS = web.AppKey("health_checks", dict[str, HealthCheck])
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What the routes work with; ``mediad serve`` builds them (service.py)."""
+
+    store: Store
+    queue: Queue
+    dispatcher: Dispatcher
+    controller: Controller
+    health_checks: dict[str, HealthCheck] = field(default_factory=dict)
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# The longest request line aiohttp reads: room for a URL of requests.MAX_URL_LENGTH
+# The longest request line aiohttp reads: room for a URL of inputs.MAX_URL_LENGTH
 # characters in a query string (GET /detect?url=…), each percent-encoded UTF-8 (aiohttp's
 # default, 8190 bytes, answers a long one with a plain-text 400 instead of ours).
-MAX_REQUEST_LINE = 16 + requests.MAX_URL_LENGTH * 12 + 4096
+MAX_REQUEST_LINE = 16 + inputs.MAX_URL_LENGTH * 12 + 4096
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -154,7 +167,11 @@ def _signed_file_link(request: web.Request) -> bool:
     )
 
 
-def create_app(config: Config, page: Page | None = None) -> web.Application:
+def create_app(
+    config: Config, parts: Parts | None = None, page: Page | None = None
+) -> web.Application:
+    """The REST API, the files, health and the page. Without ``parts`` only what needs no
+    service answers (the page, the spec): for tests of those alone."""
     page = page or Page()
     # The Host check comes first: a DNS-rebinding request gets nothing else (hosts.py).
     host_check = hosts.middleware(config.server.host, config.server.allowed_hosts)
@@ -169,6 +186,10 @@ def create_app(config: Config, page: Page | None = None) -> web.Application:
     app[CONFIG] = config
     app[FILE_LINKS] = FileLinks(config.server.api_tokens)
     app[HEALTH_CHECKS] = {}
+    if parts is not None:
+        app[STORE], app[QUEUE] = parts.store, parts.queue
+        app[DISPATCHER], app[CONTROLLER] = parts.dispatcher, parts.controller
+        app[HEALTH_CHECKS] = parts.health_checks
     app[RATE_LIMITER] = RateLimiter(config.server.rate_limit_per_min)
     app[NET_POLICY] = NetPolicy(config.network.allow_private, config.network.allow_hosts)
     app.router.add_post("/downloads", post_download)
@@ -238,45 +259,35 @@ async def _check_capacity(request: web.Request) -> None:
 
 async def post_download(request: web.Request) -> web.Response:
     _check_rate(request)
-    url, job_type, options = requests.parse_new_download(await _json_body(request))
+    url, job_type, options = inputs.parse_new_download(await _json_body(request))
     # Early and without DNS: literal addresses in every form, localhost. The egress
     # proxy every tool goes through checks each connection it makes.
     reason = request.app[NET_POLICY].check_url(url)
     if reason is not None:
         raise BadRequest(f"this URL is not allowed: {reason}", code="blocked_address")
     await _check_capacity(request)
-    store, queue = request.app[STORE], request.app[QUEUE]
-    job_id = uuid.uuid4()
-    job = await store.insert_job(job_id, url, job_type, options)
-    try:
-        await queue.push(str(job_id))
-    except QueueUnavailable as exc:
-        # The row is the truth: the reconciler pushes it once Redis is back.
-        log.warning("job accepted while Redis is down: %s", exc, extra={"jobId": str(job_id)})
-    log.info("job accepted (%s)", job_type.value, extra={"jobId": str(job_id), "stage": "queued"})
-    # Dashboards following every job see new ones at once, whoever posted them.
-    await request.app[DISPATCHER].publish_update(job)
+    job = await request.app[CONTROLLER].create(url, job_type, options)
     return json_response(
         {"jobId": str(job.id), "status": job.status.value, "type": job.type.value}, 201
     )
 
 
 async def list_downloads(request: web.Request) -> web.Response:
-    query = requests.parse_list_query(request.query)
+    query = inputs.parse_list_query(request.query)
     dispatcher = request.app[DISPATCHER]
     jobs = await request.app[STORE].list_jobs(
         statuses=query.statuses, search=query.search, limit=query.limit + 1, after=query.after
     )
     limit = query.limit
     page, more = jobs[:limit], len(jobs) > limit
-    cursor = requests.encode_cursor(page[-1].created_at, page[-1].id) if more else None
+    cursor = inputs.encode_cursor(page[-1].created_at, page[-1].id) if more else None
     return json_response(
         {"items": [dispatcher.snapshot(j).to_api() for j in page], "nextCursor": cursor}
     )
 
 
 async def _job(request: web.Request) -> Any:
-    job_id = requests.parse_job_id(request.match_info["job_id"])
+    job_id = inputs.parse_job_id(request.match_info["job_id"])
     job = await request.app[STORE].get_job(job_id)
     if job is None:
         raise NotFound(f"no job {job_id}")
@@ -289,13 +300,13 @@ async def get_download(request: web.Request) -> web.Response:
 
 
 async def control(request: web.Request) -> web.Response:
-    job_id = requests.parse_job_id(request.match_info["job_id"])
+    job_id = inputs.parse_job_id(request.match_info["job_id"])
     job = await request.app[CONTROLLER].apply(job_id, request.match_info["action"])
     return json_response(request.app[DISPATCHER].snapshot(job).to_api())
 
 
 async def delete_download(request: web.Request) -> web.Response:
-    job_id = requests.parse_job_id(request.match_info["job_id"])
+    job_id = inputs.parse_job_id(request.match_info["job_id"])
     await request.app[CONTROLLER].delete(job_id)
     return web.Response(status=204)
 
@@ -385,7 +396,7 @@ async def download_file(request: web.Request) -> web.StreamResponse:
 
 async def detect(request: web.Request) -> web.Response:
     """What ``POST /downloads`` would make of a URL, without making a job."""
-    url = requests.parse_detect_query(request.query)
+    url = inputs.parse_detect_query(request.query)
     job_type = detect_type(url)
     target = twitter_target(url) if job_type is JobType.TWITTER else None
     twitter: dict[str, str] | None = None
@@ -396,7 +407,7 @@ async def detect(request: web.Request) -> web.Response:
         {
             "type": job_type.value,
             "twitter": twitter,
-            "options": requests.option_names(job_type),
+            "options": inputs.option_names(job_type),
             "blocked": request.app[NET_POLICY].check_url(url),
         }
     )

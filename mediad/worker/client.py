@@ -17,9 +17,10 @@ from typing import Any
 
 import socketio
 
-from mediad import results
+from mediad import results, wire
 from mediad.aria2 import Aria2Rpc
 from mediad.egress import EgressProxy, tool_environment
+from mediad.errors import InvalidEvent
 from mediad.netpolicy import NetPolicy
 from mediad.secrecy import child_environment
 from mediad.worker import procs, run_aria2, run_ytdlp
@@ -29,6 +30,9 @@ from mediad.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 NS = "/worker"
+_Message = (
+    wire.ProgressEvent | wire.CompletedEvent | wire.FailedEvent | wire.StoppedEvent | wire.Heartbeat
+)
 
 
 class Worker:
@@ -48,8 +52,8 @@ class Worker:
         self.current: tuple[JobContext, asyncio.Task[None]] | None = None
         self.egress = EgressProxy(NetPolicy(settings.allow_private, settings.allow_hosts))
         self._stop = asyncio.Event()
-        self.sio.on("job:start", self._on_start, namespace=NS)
-        self.sio.on("job:control", self._on_control, namespace=NS)
+        self.sio.on(wire.JOB_START, self._on_start, namespace=NS)
+        self.sio.on(wire.JOB_CONTROL, self._on_control, namespace=NS)
         self.sio.on("disconnect", self._on_disconnect, namespace=NS)
 
     async def run(self) -> int:
@@ -96,9 +100,9 @@ class Worker:
                 delay = min(2.0, delay * 2)
         return False
 
-    async def _emit(self, event: str, data: dict[str, Any]) -> None:
+    async def _emit(self, event: str, message: _Message) -> None:
         try:
-            await self.sio.emit(event, data, namespace=NS)
+            await self.sio.emit(event, message.encode(), namespace=NS)
         except socketio.exceptions.SocketIOError as exc:
             log.warning("could not send %s: %s", event, exc)
 
@@ -109,40 +113,40 @@ class Worker:
         last: tuple[str, float, int] = ("", 0.0, 0)
         while True:
             await asyncio.sleep(self.settings.heartbeat_s)
-            data: dict[str, Any] = {}
+            beat = wire.Heartbeat()
             if self.current is not None:
                 ctx = self.current[0]
                 ticks = sum(p.cpu_ticks() for p in ctx.tools if p.returncode is None)
                 now = (ctx.job_id, ctx.emitter.last_change, ticks)
                 active = now[0] == last[0] and (now[1] != last[1] or now[2] > last[2])
                 last = now
-                data = {"jobId": ctx.job_id, "attempt": ctx.attempt, "active": active}
-            await self._emit("heartbeat", data)
+                beat = wire.Heartbeat(ctx.job_id, ctx.attempt, active)
+            await self._emit(wire.HEARTBEAT, beat)
 
     # -- server events -----------------------------------------------------------------
 
     async def _on_start(self, data: Any) -> None:
-        if not isinstance(data, dict):
+        try:
+            start = wire.parse_job_start(data)
+        except InvalidEvent as exc:
+            log.warning("ignored an invalid %s: %s", wire.JOB_START, exc)
             return
-        job_id, attempt = str(data.get("jobId")), int(data.get("attempt", 0))
+        job_id, attempt = start.job_id, start.attempt
         if self.current is not None:
-            await self._emit(
-                "failed",
-                {"jobId": job_id, "attempt": attempt, "errorCode": "worker_busy",
-                 "message": "the worker was already running a job"},
-            )  # fmt: skip
+            busy = "the worker was already running a job"
+            await self._emit(wire.FAILED, wire.FailedEvent(job_id, attempt, "worker_busy", busy))
             return
 
         async def send(p: Progress) -> None:
-            await self._emit("progress", _progress_payload(job_id, attempt, p))
+            await self._emit(wire.PROGRESS, wire.ProgressEvent(job_id, attempt, p.live()))
 
         emitter = ProgressEmitter(send, self.settings.progress_hz)
         ctx = JobContext(
             job_id=job_id,
             attempt=attempt,
-            url=str(data.get("url")),
-            type=str(data.get("type")),
-            options=data.get("options") or {},
+            url=start.url,
+            type=start.type,
+            options=start.options,
             settings=self.settings,
             emitter=emitter,
             proxy_url=self.egress.url,
@@ -156,16 +160,20 @@ class Worker:
             self.current = None
 
     async def _on_control(self, data: Any) -> None:
-        if not isinstance(data, dict) or self.current is None:
+        try:
+            control = wire.parse_job_control(data)
+        except InvalidEvent as exc:
+            log.warning("ignored an invalid %s: %s", wire.JOB_CONTROL, exc)
+            return
+        if self.current is None:
             return
         ctx = self.current[0]
-        if data.get("jobId") != ctx.job_id or data.get("attempt") not in (None, ctx.attempt):
+        if (control.job_id, control.attempt) != (ctx.job_id, ctx.attempt):
             return
-        action = str(data.get("action"))
-        if action == "stop":
+        if control.action == "stop":
             ctx.stop_requested.set()  # the runner finishes with what it has
-        elif action in ("cancel", "pause", "abort"):
-            await self._abort_current(action)
+        else:
+            await self._abort_current(control.action)
 
     async def _on_disconnect(self, *_: Any) -> None:
         # The server requeues the job of a worker that left; finishing it would be wasted.
@@ -183,10 +191,8 @@ class Worker:
             await task
         if reason == "cancel":
             remove_tree(ctx.work_dir)
-        if reason in ("cancel", "pause", "abort"):
-            await self._emit(
-                "stopped", {"jobId": ctx.job_id, "attempt": ctx.attempt, "action": reason}
-            )
+        if reason in wire.STOPPING_ACTIONS:
+            await self._emit(wire.STOPPED, wire.StoppedEvent(ctx.job_id, ctx.attempt, reason))
 
     # -- running a job -----------------------------------------------------------------
 
@@ -207,9 +213,8 @@ class Worker:
             published = await asyncio.to_thread(publish, files, staging)
             await ctx.emitter.close()
             remove_tree(ctx.work_dir)
-            await self._emit(
-                "completed", {"jobId": ctx.job_id, "attempt": ctx.attempt, "files": published}
-            )
+            entries = tuple(wire.FileEntry(f["name"], f["size"]) for f in published)
+            await self._emit(wire.COMPLETED, wire.CompletedEvent(ctx.job_id, ctx.attempt, entries))
             log.info("completed: %d file(s)", len(published), extra=extra)
         except JobFailed as exc:
             await self._fail(ctx, exc.error_code, exc.message)
@@ -256,10 +261,7 @@ class Worker:
         if code in ("disk_full", "too_large"):
             remove_tree(ctx.work_dir)  # partial files are of no use and take the space
         log.info("failed: %s: %s", code, message, extra={"jobId": ctx.job_id})
-        await self._emit(
-            "failed",
-            {"jobId": ctx.job_id, "attempt": ctx.attempt, "errorCode": code, "message": message},
-        )
+        await self._emit(wire.FAILED, wire.FailedEvent(ctx.job_id, ctx.attempt, code, message))
 
 
 def tools_environment(env: Mapping[str, str], proxy_url: str) -> dict[str, str]:
@@ -267,19 +269,6 @@ def tools_environment(env: Mapping[str, str], proxy_url: str) -> dict[str, str]:
     the worker's token, database URLs, anything secret-like) and no way around the egress
     guard."""
     return tool_environment(child_environment(env), proxy_url)
-
-
-def _progress_payload(job_id: str, attempt: int, p: Progress) -> dict[str, Any]:
-    progress = None if p.progress is None else round(min(100.0, max(0.0, p.progress)), 2)
-    return {
-        "jobId": job_id,
-        "attempt": attempt,
-        "stage": p.stage,
-        "progress": progress,
-        "speed": p.speed,
-        "eta": p.eta,
-        "totalBytes": p.total_bytes,
-    }
 
 
 def main(settings: WorkerSettings) -> int:

@@ -10,14 +10,16 @@ import math
 import re
 from dataclasses import dataclass
 
-STAGES = ("downloading", "merging", "postprocessing", "finalizing")
+from mediad import wire
+
+STAGES = wire.WORKER_STAGES
 
 # A parser never reports 100 while the tool still works on the job: the runner sends 100
 # itself once the tool has exited successfully.
 RUNNING_MAX = 99.9
 
-# The largest count the service's event validator accepts (mediad.events.MAX_INT).
-MAX_COUNT = 2**62
+# The largest count the service's event validator accepts.
+MAX_COUNT = wire.MAX_INT
 
 _SIZE_RE = re.compile(r"(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[KMGTPEZY]i)?B")
 _UNIT_POWER = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6, "Z": 7, "Y": 8}
@@ -37,6 +39,12 @@ class Progress:
     eta: int | None = None
     total_bytes: int | None = None
     downloaded_bytes: int | None = None
+
+    def live(self) -> wire.Live:
+        """What the worker sends: the percentage rounded to 2 places and within 0..100."""
+        p = self.progress
+        progress = None if p is None else round(min(100.0, max(0.0, p)), 2)
+        return wire.Live(self.stage, progress, self.speed, self.eta, self.total_bytes)
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:

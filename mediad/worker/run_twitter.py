@@ -71,7 +71,7 @@ COOKIES_NAME = "twmd_cookies.json"
 CWD_NAME = "twmd-cwd"
 OUT_NAME = "twmd-out"
 MEDIA_FLAGS = {"images": "-i", "videos": "-v", "all": "-a"}
-MAX_TWEETS = 3000  # as mediad.requests allows; twmd's own default
+MAX_TWEETS = 3000  # as mediad.inputs allows; twmd's own default
 RETWEET_PREFIX = "RE-"
 # What twitter_target may hand over; anything else never reaches twmd's command line.
 _TWEET_ID = re.compile(r"[0-9]{1,25}")

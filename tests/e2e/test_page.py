@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Page, Route, WebSocketRoute, expect
 
-from mediad.dispatcher import ALL_ROOM
+from mediad.hub import ALL_ROOM
 from mediad.service import Service
 from tests.e2e.conftest import TOKEN, NewPage
 from tests.e2e.pagekit import (

@@ -29,6 +29,7 @@ import pytest
 import socketio
 
 from mediad import results
+from mediad.attempts import Phase
 from mediad.models import JobType, Status
 from mediad.service import Service
 from tests.support.harness import Api, eventually, running_service
@@ -189,7 +190,7 @@ async def drained(service: Service, api: Api) -> None:
 
     async def idle() -> bool:
         _, body = await api.request("GET", "/health")
-        return body["queue"]["depth"] == 0 and not dispatcher.running
+        return body["queue"]["depth"] == 0 and not len(dispatcher.roster)
 
     await eventually(idle, timeout_s=5, what="the queue to drain")
 
@@ -932,7 +933,7 @@ async def test_worker_socket_refuses_bad_auth(
 ) -> None:
     dispatcher = main.dispatcher
     assert dispatcher is not None
-    before = set(dispatcher.workers)
+    before = set(dispatcher.roster.worker_ids())
     intruder = ScriptedWorker(main, "w-1", auth=auth)
     try:
         with pytest.raises(socketio.exceptions.ConnectionError):
@@ -940,7 +941,9 @@ async def test_worker_socket_refuses_bad_auth(
     finally:
         await intruder.close()
         # If it did get in, it must not linger into the next case.
-        await eventually(lambda: set(dispatcher.workers) == before, timeout_s=5, what="cleanup")
+        await eventually(
+            lambda: set(dispatcher.roster.worker_ids()) == before, timeout_s=5, what="cleanup"
+        )
     assert keeper.sio.connected
 
 
@@ -978,14 +981,14 @@ class Bench:
         worker = await ScriptedWorker(self.service, f"crew-{self._hired}").connect()
         self.crew.append(worker)
         await eventually(
-            lambda: any(w.worker_id == worker.worker_id for w in self.dispatcher.workers.values()),
+            lambda: self.dispatcher.has_worker(worker.worker_id),
             what="the new worker to be registered",
         )
         return worker
 
     async def start_job(self, url: str = HOLD_URL) -> tuple[str, int, ScriptedWorker]:
         """A new job, running on whichever scripted worker was idle."""
-        if self.dispatcher.idle_workers() == 0:
+        if self.dispatcher.roster.idle_worker() is None:
             await self.hire()
         job_id = await submit(self.api, url, type="aria2")
         owner = await eventually(
@@ -998,12 +1001,14 @@ class Bench:
     async def held(self) -> tuple[str, int, ScriptedWorker]:
         """The held job, started anew if a previous case ended it."""
         if self.job is not None:
-            a = self.dispatcher.running.get(self.job[0])
-            if a is not None and not a.finished:
+            a = self.dispatcher.attempt(self.job[0])
+            if a is not None and a.counts_events:
                 return self.job
         job_id, attempt, owner = await self.start_job()
         await owner.emit("progress", baseline(job_id, attempt))
-        await eventually(lambda: self.dispatcher.running[job_id].progress == 12.5, what="baseline")
+        await eventually(
+            lambda: self.dispatcher.attempt(job_id).live.progress == 12.5, what="baseline"
+        )
         self.job = (job_id, attempt, owner)
         return self.job
 
@@ -1247,8 +1252,8 @@ async def test_odd_worker_event_changes_nothing(
     await bench.fence(worker)
     assert row_state(await bench.api.job(job_id)) == before
     assert bench.watcher.events[seen:] == []
-    a = bench.dispatcher.running[job_id]
-    assert not a.finished and not a.released and a.stopping is None
+    a = bench.dispatcher.attempt(job_id)
+    assert a.phase is Phase.RUNNING and a.stop_action is None
     assert worker.sio.connected and owner.sio.connected
 
 
@@ -1309,7 +1314,7 @@ async def test_oversized_event_drops_the_sender_only(
     finally:
         await sender.close()
     await eventually(
-        lambda: all(w.worker_id != name for w in bench.dispatcher.workers.values()),
+        lambda: not bench.dispatcher.has_worker(name),
         what="the server to forget the dropped worker",
     )
     assert row_state(await bench.api.job(job_id)) == before
@@ -1396,8 +1401,8 @@ async def test_odd_last_word_never_leaves_a_stuck_job(
     await owner.emit(event, fill(template, job_id, attempt))
 
     async def outcome() -> str | None:
-        a = bench.dispatcher.running.get(job_id)
-        if bench.dispatcher.ignored_events > ignored and a is not None and not a.finished:
+        a = bench.dispatcher.attempt(job_id)
+        if bench.dispatcher.ignored_events > ignored and a is not None and a.counts_events:
             return "ignored"
         job = await bench.api.job(job_id)
         return job["status"] if job["status"] in ("failed", "completed") and a is None else None  # type: ignore[no-any-return]
@@ -1414,7 +1419,7 @@ async def test_odd_last_word_never_leaves_a_stuck_job(
         assert names <= ({"media.bin"} if result == "completed" else set()), names
         assert (await download(bench.api, job_id, name="link.bin"))[0] == 404
     finally:
-        if bench.dispatcher.running.get(job_id) is not None:  # leave no slot taken
+        if bench.dispatcher.attempt(job_id) is not None:  # leave no slot taken
             await bench.api.request("POST", f"/downloads/{job_id}/cancel")
 
 

@@ -133,7 +133,7 @@ async def test_pause_keeps_the_bytes_and_resume_fetches_only_the_rest(
 
     status, job = await control(api, job_id, "pause")
     assert status == 200 and job["status"] == "paused"
-    await eventually(lambda: job_id not in dispatcher.running, what="the slot to be freed")
+    await eventually(lambda: job_id not in dispatcher.roster, what="the slot to be freed")
     work = Path(shared_service.config.storage.tmp_dir) / job_id
     kept = sum(f.stat().st_size for f in work.rglob("*") if f.suffix != ".aria2")
     assert kept > 0, list(work.rglob("*"))
@@ -169,7 +169,7 @@ async def test_cancel_stops_the_tool_and_removes_its_files(
     await _progress_at_least(api, job_id, 5)
     status, job = await control(api, job_id, "cancel")
     assert status == 200 and job["status"] == "cancelled"
-    await eventually(lambda: job_id not in dispatcher.running, what="the slot to be freed")
+    await eventually(lambda: job_id not in dispatcher.roster, what="the slot to be freed")
     tmp = Path(shared_service.config.storage.tmp_dir) / job_id
     data = Path(shared_service.config.storage.data_dir) / job_id
     await eventually(lambda: not tmp.exists() and not data.exists(), what="files removed")
@@ -227,7 +227,7 @@ async def test_delete_removes_the_job_and_its_files(
     status, body = await api.request("DELETE", f"/downloads/{running}")
     assert status == 409 and body["error"]["status"] == "running"
     await control(api, running, "cancel")
-    await eventually(lambda: running not in shared_service.dispatcher.running)  # type: ignore[union-attr]
+    await eventually(lambda: running not in shared_service.dispatcher.roster)  # type: ignore[union-attr]
     status, _ = await api.request("DELETE", f"/downloads/{running}")
     assert status == 204
 

@@ -89,7 +89,9 @@ async def test_progress_writes_are_batched(new_config: Any, media_server: MediaS
         duration = time.monotonic() - started
         # The last flush lands within one throttle interval.
         await eventually(
-            lambda: service.dispatcher is not None and not service.dispatcher.running[job_id].dirty,
+            lambda: (
+                service.dispatcher is not None and not service.dispatcher.roster.get(job_id).dirty
+            ),
             what="the last flush",
         )
         await asyncio.sleep(config.progress.throttle_ms / 1000)
@@ -160,7 +162,7 @@ async def test_worker_namespace_refuses_missing_and_wrong_tokens(shared_service:
         with pytest.raises(socketio.exceptions.ConnectionError):
             await client.connect()
         await client.sio.disconnect()
-    assert len(shared_service.dispatcher.workers) == 3  # type: ignore[union-attr]
+    assert shared_service.dispatcher.roster.worker_count == 3  # type: ignore[union-attr]
 
 
 async def test_events_for_jobs_not_bound_to_the_worker_are_ignored(
@@ -198,7 +200,7 @@ async def test_events_for_jobs_not_bound_to_the_worker_are_ignored(
             # The bound worker is heard.
             await owner.emit("progress", {**forged[0][1], "progress": 12.5})
             await eventually(
-                lambda: dispatcher.running[job_id].progress == 12.5, what="owner's progress"
+                lambda: dispatcher.roster.get(job_id).live.progress == 12.5, what="owner's progress"
             )
             # After its `completed`, nothing more from it counts or reaches clients.
             from tests.support.jobs_client import JobsClient
@@ -279,7 +281,9 @@ async def test_a_worker_that_dies_is_restarted_and_its_old_token_refused(
             lambda: "local-1" in supervisor.procs and supervisor.procs["local-1"].pid != old_pid,
             what="a new worker process",
         )
-        await eventually(lambda: len(dispatcher.workers) == 1, what="the new worker to connect")
+        await eventually(
+            lambda: dispatcher.roster.worker_count == 1, what="the new worker to connect"
+        )
         assert supervisor.restarts == 1
         assert not service.tokens.check("local-1", old_token)
 

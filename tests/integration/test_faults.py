@@ -103,14 +103,14 @@ async def test_sigkill_a_worker_mid_download(
         await eventually(lambda: not [p for p in tools if alive(p)], what="the tools to die")
         done = await _verify_complete(api, faulty.config, job_id, media_dir)
         assert done["attempts"] == 2
-        await eventually(lambda: len(faulty.dispatcher.workers) == 2, what="2 workers again")  # type: ignore[union-attr]
+        await eventually(lambda: faulty.dispatcher.roster.worker_count == 2, what="2 workers again")  # type: ignore[union-attr]
     finally:
         await api.close()
 
 
 def _worker_of(service: Service, job_id: str) -> str:
     assert service.dispatcher is not None
-    return service.dispatcher.running[job_id].worker_id
+    return service.dispatcher.roster.get(job_id).worker_id
 
 
 async def test_sigkill_only_the_tool_retries_the_job(
@@ -306,7 +306,7 @@ async def test_redis_down_at_start_up(
                 assert not starting.done()
                 await redis.start()
                 await asyncio.wait_for(starting, 30)
-                await eventually(lambda: service.dispatcher.workers, what="workers")  # type: ignore[union-attr]
+                await eventually(lambda: service.dispatcher.roster.worker_count, what="workers")  # type: ignore[union-attr]
                 job_id = (await api.submit(media_server.url("blob.bin"), type="aria2"))["jobId"]
                 await _verify_complete(api, config, job_id, media_dir)
             finally:

@@ -100,7 +100,9 @@ async def test_a_graceful_stop_requeues_running_jobs_and_keeps_their_bytes(
     await service.start()
     api = Api(service.base_url)
     try:
-        await eventually(lambda: service.dispatcher and service.dispatcher.workers, what="worker")
+        await eventually(
+            lambda: service.dispatcher and service.dispatcher.roster.worker_count, what="worker"
+        )
         job_id = (await api.submit(media_server.url(name, rate=1_000_000), type="aria2"))["jobId"]
 
         async def a_third() -> bool:

@@ -129,7 +129,7 @@ def test_spec_shapes_match_the_models() -> None:
     """The Job schema lists exactly ``Job.to_api()``'s keys; enums match the code."""
     from datetime import UTC, datetime
 
-    from mediad import requests
+    from mediad import inputs
     from mediad.models import STAGES, Job, JobType, Status
 
     spec = load_spec()
@@ -155,7 +155,7 @@ def test_spec_shapes_match_the_models() -> None:
         (JobType.TWITTER, "TwitterOptions"),
         (JobType.ARIA2, "Aria2Options"),
     ]:
-        assert sorted(schemas[name].get("properties", {})) == requests.option_names(job_type)
+        assert sorted(schemas[name].get("properties", {})) == inputs.option_names(job_type)
         assert schemas[name]["additionalProperties"] is False
 
 

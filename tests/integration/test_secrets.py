@@ -342,7 +342,9 @@ async def test_a_remote_worker_forks_tools_without_its_token(
     try:
         assert remote_service.dispatcher is not None
         dispatcher = remote_service.dispatcher
-        await eventually(lambda: len(dispatcher.workers) == 1, timeout_s=60, what="the worker")
+        await eventually(
+            lambda: dispatcher.roster.worker_count == 1, timeout_s=60, what="the worker"
+        )
         ids = await stalled_jobs(api, media_server, ["ytdlp"])
         tree = await eventually(
             lambda: (t := descendants(proc.pid)) and forked_tools([proc.pid], t) and t,

@@ -15,6 +15,7 @@ from mediad.errors import QueueUnavailable, StoreUnavailable
 from mediad.models import Job, JobType
 from mediad.queue import Queue
 from mediad.store import ProgressRow, Store
+from mediad.wire import Live
 from tests.support.harness import Databases
 
 
@@ -76,8 +77,8 @@ async def test_progress_flush_writes_only_the_current_attempt(databases: Databas
         await store.insert_job(job_id, "http://a.example/x", JobType.YTDLP, {})
         job = await store.mark_running(job_id, "w1")
         assert job is not None and job.attempts == 1
-        stale = ProgressRow(job_id, 2, "downloading", 50.0, 10, 1, 100)
-        current = ProgressRow(job_id, 1, "downloading", 40.0, 10, 1, 100)
+        stale = ProgressRow(job_id, 2, Live("downloading", 50.0, 10, 1, 100))
+        current = ProgressRow(job_id, 1, Live("downloading", 40.0, 10, 1, 100))
         assert await store.flush_progress([stale]) == 0
         assert await store.flush_progress([current]) == 1
         assert (

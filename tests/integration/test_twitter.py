@@ -289,7 +289,7 @@ async def test_a_missing_twmd_fails_the_job_not_the_worker(
         if aside.exists():
             aside.rename(twmd.wrapper)
         twmd.wrapper.chmod(0o755)
-    assert service.dispatcher is not None and len(service.dispatcher.workers) == 2
+    assert service.dispatcher is not None and service.dispatcher.roster.worker_count == 2
     job = await run(api, "https://x.com/someone/status/2")
     assert job["status"] == "completed", job
 

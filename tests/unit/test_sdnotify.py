@@ -117,7 +117,9 @@ def test_watchdog_pid_says_whom_the_watchdog_is_for(
     systemd: FakeSystemd, pid: str | None, expected: float | None
 ) -> None:
     # The parent counts: in the onefile binary systemd's main process is the bootloader.
-    pids = {"self": str(os.getpid()), "parent": str(os.getppid()), "other": "1", "x": "x"}
+    # "other": neither this process nor its parent (which is PID 1 when run detached).
+    other = next(p for p in (1, 2, 3) if p not in (os.getpid(), os.getppid()))
+    pids = {"self": str(os.getpid()), "parent": str(os.getppid()), "other": str(other), "x": "x"}
     env = {"NOTIFY_SOCKET": systemd.address, "WATCHDOG_USEC": "1000000"}
     if pid is not None:
         env["WATCHDOG_PID"] = pids[pid]
@@ -152,9 +154,17 @@ class CountingWorkers(dict[str, Any]):
 
     asked = 0
 
-    def __len__(self) -> int:
-        self.asked += 1
-        return super().__len__()
+
+class FakeDispatcher:
+    """What sdnotify reads of the dispatcher: its counts of workers and running jobs."""
+
+    def __init__(self) -> None:
+        self.workers = CountingWorkers()
+        self.running: dict[str, Any] = {}
+
+    def status_counts(self) -> dict[str, int]:
+        self.workers.asked += 1
+        return {"connected": len(self.workers), "busy": 0, "running": len(self.running)}
 
 
 def fake_service(queued: int = 12) -> Any:
@@ -165,7 +175,7 @@ def fake_service(queued: int = 12) -> Any:
 
     return SimpleNamespace(
         config=SimpleNamespace(worker_processes=3),
-        dispatcher=SimpleNamespace(workers=CountingWorkers(), running={}),
+        dispatcher=FakeDispatcher(),
         queue=SimpleNamespace(depth=queue_depth),
         depth=depth,
     )

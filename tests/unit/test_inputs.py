@@ -1,4 +1,4 @@
-"""mediad.requests: validation of REST bodies and query strings."""
+"""mediad.inputs: validation of REST bodies and query strings."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from mediad.errors import ApiError, BadRequest
-from mediad.models import JobType, Status
-from mediad.requests import (
+from mediad.inputs import (
     MAX_URL_LENGTH,
     ListQuery,
     encode_cursor,
@@ -22,6 +21,7 @@ from mediad.requests import (
     parse_new_download,
     parse_options,
 )
+from mediad.models import JobType, Status
 
 URL = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
 

@@ -1,4 +1,4 @@
-"""mediad.events: validation of worker events (progress, completed, failed)."""
+"""mediad.wire: the worker protocol, its encodings and the validation of every message."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mediad import events
+from mediad import wire
 from mediad.errors import InvalidEvent, MediadError
 
 JOB = "0b9e4a6e-3c1f-4d0e-9a57-2f1f3c0e8d11"
@@ -31,9 +31,9 @@ def failed(**changes: Any) -> dict[str, Any]:
 
 
 PARSERS = [
-    pytest.param(events.parse_progress, progress, id="progress"),
-    pytest.param(events.parse_completed, completed, id="completed"),
-    pytest.param(events.parse_failed, failed, id="failed"),
+    pytest.param(wire.parse_progress, progress, id="progress"),
+    pytest.param(wire.parse_completed, completed, id="completed"),
+    pytest.param(wire.parse_failed, failed, id="failed"),
 ]
 
 
@@ -41,22 +41,18 @@ PARSERS = [
 
 
 def test_progress_minimal() -> None:
-    event = events.parse_progress(progress())
-    assert event == events.ProgressEvent(
+    event = wire.parse_progress(progress())
+    assert event == wire.ProgressEvent(
         job_id=JOB,
         attempt=1,
-        stage="downloading",
-        progress=42.5,
-        speed=None,
-        eta=None,
-        total_bytes=None,
+        live=wire.Live(stage="downloading", progress=42.5, speed=None, eta=None, total_bytes=None),
     )
 
 
 def test_progress_full() -> None:
-    event = events.parse_progress(
+    event = wire.parse_progress(
         progress(stage="merging", progress=100, speed=1_000_000, eta=0, totalBytes=2**40)
-    )
+    ).live
     assert event.stage == "merging"
     assert event.progress == 100.0
     assert isinstance(event.progress, float)
@@ -65,72 +61,72 @@ def test_progress_full() -> None:
     assert event.total_bytes == 2**40
 
 
-@pytest.mark.parametrize("stage", sorted(events.WORKER_STAGES))
+@pytest.mark.parametrize("stage", sorted(wire.WORKER_STAGES))
 def test_every_worker_stage_is_accepted(stage: str) -> None:
-    assert events.parse_progress(progress(stage=stage)).stage == stage
+    assert wire.parse_progress(progress(stage=stage)).live.stage == stage
 
 
 @pytest.mark.parametrize("value", [0, 0.0, 1e-9, 50, 99.99, 100, 100.0, None])
 def test_progress_bounds_accepted(value: Any) -> None:
-    parsed = events.parse_progress(progress(progress=value)).progress
+    parsed = wire.parse_progress(progress(progress=value)).live.progress
     assert parsed == (None if value is None else float(value))
 
 
 def test_progress_key_may_be_absent() -> None:
     data = progress()
     del data["progress"]
-    assert events.parse_progress(data).progress is None
+    assert wire.parse_progress(data).live.progress is None
 
 
-@pytest.mark.parametrize("value", [0, 1, 3.0, events.MAX_INT])
+@pytest.mark.parametrize("value", [0, 1, 3.0, wire.MAX_INT])
 def test_counts_accepted(value: Any) -> None:
-    event = events.parse_progress(progress(speed=value, eta=value, totalBytes=value))
+    event = wire.parse_progress(progress(speed=value, eta=value, totalBytes=value)).live
     assert event.speed == event.eta == event.total_bytes == int(value)
     assert type(event.speed) is int
 
 
 def test_job_id_is_made_canonical() -> None:
-    assert events.parse_progress(progress(jobId=JOB.upper())).job_id == JOB
-    assert events.parse_progress(progress(jobId=JOB.replace("-", ""))).job_id == JOB
+    assert wire.parse_progress(progress(jobId=JOB.upper())).job_id == JOB
+    assert wire.parse_progress(progress(jobId=JOB.replace("-", ""))).job_id == JOB
 
 
 def test_extra_keys_are_ignored() -> None:
-    assert events.parse_progress(progress(extra="x")).job_id == JOB
+    assert wire.parse_progress(progress(extra="x")).job_id == JOB
 
 
 def test_completed() -> None:
-    event = events.parse_completed(
+    event = wire.parse_completed(
         completed(files=[{"name": "a.mp4", "size": 10}, {"name": "a.en.vtt", "size": 0}])
     )
     assert event.job_id == JOB
     assert event.attempt == 1
-    assert event.files == (events.FileEntry("a.mp4", 10), events.FileEntry("a.en.vtt", 0))
+    assert event.files == (wire.FileEntry("a.mp4", 10), wire.FileEntry("a.en.vtt", 0))
     assert event.size == 10
 
 
 def test_completed_unicode_names() -> None:
-    event = events.parse_completed(completed(files=[{"name": "vidéo 日本 (1).mp4", "size": 1}]))
+    event = wire.parse_completed(completed(files=[{"name": "vidéo 日本 (1).mp4", "size": 1}]))
     assert event.files[0].name == "vidéo 日本 (1).mp4"
 
 
 def test_failed() -> None:
-    event = events.parse_failed(failed())
-    assert event == events.FailedEvent(job_id=JOB, attempt=2, error_code="network", message="boom")
+    event = wire.parse_failed(failed())
+    assert event == wire.FailedEvent(job_id=JOB, attempt=2, error_code="network", message="boom")
 
 
 @pytest.mark.parametrize("code", ["a", "network", "http_404", "worker_crashed", "x" * 40])
 def test_failed_error_codes_accepted(code: str) -> None:
-    assert events.parse_failed(failed(errorCode=code)).error_code == code
+    assert wire.parse_failed(failed(errorCode=code)).error_code == code
 
 
 def test_failed_message_is_truncated() -> None:
-    event = events.parse_failed(failed(message="é" * 5000))
-    assert event.message == "é" * events.MAX_MESSAGE
+    event = wire.parse_failed(failed(message="é" * 5000))
+    assert event.message == "é" * wire.MAX_MESSAGE
     assert len(event.message) == 2000
 
 
 def test_failed_message_may_be_empty() -> None:
-    assert events.parse_failed(failed(message="")).message == ""
+    assert wire.parse_failed(failed(message="")).message == ""
 
 
 # --- bad payloads, common to all three ------------------------------------------------------
@@ -192,7 +188,7 @@ def test_good_attempt(parse: Any, make: Any, attempt: int) -> None:
 
 def test_invalid_event_is_a_mediad_error() -> None:
     with pytest.raises(MediadError):
-        events.parse_progress(None)
+        wire.parse_progress(None)
 
 
 # --- progress -------------------------------------------------------------------------------
@@ -203,7 +199,7 @@ def test_invalid_event_is_a_mediad_error() -> None:
 )
 def test_bad_stage(stage: Any) -> None:
     with pytest.raises(InvalidEvent, match="stage"):
-        events.parse_progress(progress(stage=stage))
+        wire.parse_progress(progress(stage=stage))
 
 
 @pytest.mark.parametrize(
@@ -227,7 +223,7 @@ def test_bad_stage(stage: Any) -> None:
 )
 def test_bad_progress(value: Any) -> None:
     with pytest.raises(InvalidEvent, match="progress"):
-        events.parse_progress(progress(progress=value))
+        wire.parse_progress(progress(progress=value))
 
 
 @pytest.mark.parametrize("key", ["speed", "eta", "totalBytes"])
@@ -243,14 +239,14 @@ def test_bad_progress(value: Any) -> None:
         "10",
         float("nan"),
         float("inf"),
-        events.MAX_INT + 1,
+        wire.MAX_INT + 1,
         1e300,
         [1],
     ],
 )
 def test_bad_counts(key: str, value: Any) -> None:
     with pytest.raises(InvalidEvent, match=key):
-        events.parse_progress(progress(**{key: value}))
+        wire.parse_progress(progress(**{key: value}))
 
 
 # --- completed ------------------------------------------------------------------------------
@@ -261,20 +257,20 @@ def test_bad_counts(key: str, value: Any) -> None:
 )
 def test_bad_files_list(files: Any) -> None:
     with pytest.raises(InvalidEvent, match="files"):
-        events.parse_completed(completed(files=files))
+        wire.parse_completed(completed(files=files))
 
 
 def test_too_many_files() -> None:
-    files = [{"name": f"{i}.jpg", "size": 1} for i in range(events.MAX_FILES + 1)]
+    files = [{"name": f"{i}.jpg", "size": 1} for i in range(wire.MAX_FILES + 1)]
     with pytest.raises(InvalidEvent):
-        events.parse_completed(completed(files=files))
+        wire.parse_completed(completed(files=files))
 
 
 def test_missing_files() -> None:
     data = completed()
     del data["files"]
     with pytest.raises(InvalidEvent):
-        events.parse_completed(data)
+        wire.parse_completed(data)
 
 
 @pytest.mark.parametrize(
@@ -289,7 +285,7 @@ def test_missing_files() -> None:
         {"name": "a.mp4", "size": 1.0},
         {"name": "a.mp4", "size": True},
         {"name": "a.mp4", "size": "1"},
-        {"name": "a.mp4", "size": events.MAX_INT + 1},
+        {"name": "a.mp4", "size": wire.MAX_INT + 1},
         {"name": "", "size": 1},
         {"name": None, "size": 1},
         {"name": 5, "size": 1},
@@ -311,7 +307,7 @@ def test_missing_files() -> None:
 )
 def test_bad_file_entries(entry: Any) -> None:
     with pytest.raises(InvalidEvent):
-        events.parse_completed(completed(files=[{"name": "ok.mp4", "size": 1}, entry]))
+        wire.parse_completed(completed(files=[{"name": "ok.mp4", "size": 1}, entry]))
 
 
 # --- failed ---------------------------------------------------------------------------------
@@ -337,13 +333,13 @@ def test_bad_file_entries(entry: Any) -> None:
 )
 def test_bad_error_code(code: Any) -> None:
     with pytest.raises(InvalidEvent, match="errorCode"):
-        events.parse_failed(failed(errorCode=code))
+        wire.parse_failed(failed(errorCode=code))
 
 
 @pytest.mark.parametrize("message", [None, 5, ["m"], {"m": 1}])
 def test_bad_failed_message(message: Any) -> None:
     with pytest.raises(InvalidEvent, match="message"):
-        events.parse_failed(failed(message=message))
+        wire.parse_failed(failed(message=message))
 
 
 # --- safe_file_name -------------------------------------------------------------------------
@@ -367,7 +363,7 @@ def test_bad_failed_message(message: Any) -> None:
     ],
 )
 def test_safe_file_name_accepts(name: str) -> None:
-    assert events.safe_file_name(name) == name
+    assert wire.safe_file_name(name) == name
 
 
 @pytest.mark.parametrize(
@@ -398,4 +394,4 @@ def test_safe_file_name_accepts(name: str) -> None:
 )
 def test_safe_file_name_rejects(name: Any) -> None:
     with pytest.raises(InvalidEvent):
-        events.safe_file_name(name)
+        wire.safe_file_name(name)
