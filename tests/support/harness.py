@@ -147,7 +147,10 @@ async def running_service(config: configuration.Config) -> AsyncIterator[Service
     try:
         expected = config.worker_processes
         await eventually(
-            lambda: service.dispatcher is not None and len(service.dispatcher.workers) >= expected,
+            lambda: (
+                service.dispatcher is not None
+                and service.dispatcher.roster.worker_count >= expected
+            ),
             timeout_s=60,
             what=f"{expected} workers to connect",
         )
