@@ -395,3 +395,101 @@ def test_safe_file_name_accepts(name: str) -> None:
 def test_safe_file_name_rejects(name: Any) -> None:
     with pytest.raises(InvalidEvent):
         wire.safe_file_name(name)
+
+
+# --- every message: encoded by one side, parsed by the other ------------------------------
+
+START = {"jobId": JOB, "attempt": 3, "url": "https://example.com/a", "type": "aria2", "options": {}}
+
+
+@pytest.mark.parametrize(
+    ("message", "parse"),
+    [
+        pytest.param(wire.JobStart(JOB, 3, "https://x/y", "ytdlp", {"audioOnly": True}),
+                     wire.parse_job_start, id="job:start"),
+        pytest.param(wire.JobControl(JOB, 2, "pause"), wire.parse_job_control, id="job:control"),
+        pytest.param(wire.ProgressEvent(JOB, 1, wire.Live("merging", 50.0, 10, 2, 100)),
+                     wire.parse_progress, id="progress"),
+        pytest.param(wire.CompletedEvent(JOB, 1, (wire.FileEntry("a.mp4", 3),)),
+                     wire.parse_completed, id="completed"),
+        pytest.param(wire.FailedEvent(JOB, 1, "network", "no route"), wire.parse_failed,
+                     id="failed"),
+        pytest.param(wire.StoppedEvent(JOB, 4, "cancel"), wire.parse_stopped, id="stopped"),
+        pytest.param(wire.Heartbeat(JOB, 1, True), wire.parse_heartbeat, id="heartbeat"),
+        pytest.param(wire.Heartbeat(), wire.parse_heartbeat, id="heartbeat-idle"),
+    ],
+)  # fmt: skip
+def test_what_one_side_encodes_the_other_parses_to_the_same_message(
+    message: Any, parse: Any
+) -> None:
+    assert parse(message.encode()) == message
+
+
+def test_job_start_without_options_means_none() -> None:
+    data = dict(START)
+    del data["options"]
+    assert wire.parse_job_start(data).options == {}
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"url": ""}, "url"),
+        ({"url": 5}, "url"),
+        ({"url": "h" * (wire.MAX_URL + 1)}, "url"),
+        ({"type": "torrent"}, "type"),
+        ({"type": None}, "type"),
+        ({"options": []}, "options"),
+        ({"jobId": "nope"}, "jobId"),
+        ({"attempt": 0}, "attempt"),
+        ({"attempt": "1"}, "attempt"),
+    ],
+)
+def test_a_bad_job_start_is_refused_saying_what(changes: dict[str, Any], says: str) -> None:
+    with pytest.raises(InvalidEvent, match=says):
+        wire.parse_job_start({**START, **changes})
+
+
+@pytest.mark.parametrize("action", ["resume", "", None, 1])
+def test_a_control_action_must_be_known(action: Any) -> None:
+    with pytest.raises(InvalidEvent, match="action"):
+        wire.parse_job_control({"jobId": JOB, "attempt": 1, "action": action})
+
+
+def test_stopped_with_an_unknown_action_is_still_a_stop() -> None:
+    assert wire.parse_stopped({"jobId": JOB, "attempt": 1, "action": "x"}).action == "abort"
+    with pytest.raises(InvalidEvent, match="jobId"):
+        wire.parse_stopped({"attempt": 1})
+
+
+@pytest.mark.parametrize(
+    "data",
+    [None, [], {}, {"jobId": "bad", "attempt": 1, "active": True}, {"jobId": JOB, "attempt": 0}],
+)
+def test_a_heartbeat_without_a_valid_job_still_counts_as_a_beat(data: Any) -> None:
+    assert wire.parse_heartbeat(data) == wire.Heartbeat()
+
+
+def test_a_heartbeat_is_active_only_when_it_says_true() -> None:
+    assert not wire.parse_heartbeat({"jobId": JOB, "attempt": 1, "active": 1}).active
+    assert wire.parse_heartbeat({"jobId": JOB, "attempt": 1, "active": True}).active
+
+
+def test_job_stages_are_the_worker_stages_after_queued() -> None:
+    assert wire.JOB_STAGES == ("queued", *wire.WORKER_STAGES)
+    assert wire.STOPPING_ACTIONS < wire.CONTROL_ACTIONS
+
+
+@pytest.mark.parametrize(
+    ("progress", "sent"),
+    [(None, None), (0.0, 0.0), (12.3456, 12.35), (99.999, 100.0), (100.0, 100.0)],
+)
+def test_the_worker_sends_its_reading_rounded_and_the_server_accepts_it(
+    progress: float | None, sent: float | None
+) -> None:
+    from mediad.worker.progress import Progress
+
+    live = Progress("downloading", progress, speed=5, eta=1, total_bytes=9).live()
+    assert live == wire.Live("downloading", sent, 5, 1, 9)
+    parsed = wire.parse_progress(wire.ProgressEvent(JOB, 1, live).encode())
+    assert parsed.live == live
