@@ -1,78 +1,28 @@
-"""aria2: the RPC daemon the supervisor runs, and the JSON-RPC client workers use.
+"""aria2: the RPC daemon the supervisor runs (a remote worker runs its own), for the
+workers' aria2 jobs. Its JSON-RPC client is `mediad.aria2_rpc`.
 
 The daemon listens on loopback only, with a random secret that is written to a 0600
-config file instead of its argv, and stops with the process that started it.
+config file instead of its argv, and stops with the process that started it
+(``--stop-with-process`` and the parent-death signal of every managed server).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import ctypes
 import logging
 import os
 import shutil
-import signal
 import socket
+import time
 from pathlib import Path
-from typing import Any
 
-import aiohttp
-
+from mediad.aria2_rpc import Aria2Error, Aria2Rpc
 from mediad.auth import new_token
+from mediad.daemons.base import ManagedServer
 from mediad.egress import tool_environment
-from mediad.errors import MediadError, ServiceError
+from mediad.errors import ServiceError
 from mediad.secrecy import child_environment
 
 log = logging.getLogger(__name__)
-
-
-class Aria2Error(MediadError):
-    """aria2 answered with an error."""
-
-
-class Aria2Unavailable(Aria2Error):
-    """The aria2 daemon did not answer (down, restarting, or its answer was cut off): a
-    fault of mediad's, never of the job's."""
-
-
-class Aria2Rpc:
-    """A JSON-RPC client for one aria2 daemon (``token:SECRET`` goes first in every call)."""
-
-    def __init__(self, url: str, secret: str) -> None:
-        self.url = url
-        self._token = f"token:{secret}"
-        self._session: aiohttp.ClientSession | None = None
-        self._ids = 0
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def call(self, method: str, *params: Any, timeout_s: float = 10) -> Any:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
-        self._ids += 1
-        body = {"jsonrpc": "2.0", "id": str(self._ids), "method": method,
-                "params": [self._token, *params]}  # fmt: skip
-        try:
-            async with self._session.post(self.url, json=body) as resp:
-                data = await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise Aria2Unavailable(
-                f"aria2 RPC {method} failed: {exc or type(exc).__name__}"
-            ) from exc
-        if not isinstance(data, dict):
-            raise Aria2Error(f"aria2 RPC {method}: unexpected answer")
-        if "error" in data:
-            error = data["error"] or {}
-            raise Aria2Error(f"aria2 RPC {method}: {error.get('message', 'error')}")
-        return data.get("result")
-
-    async def version(self) -> str:
-        result = await self.call("aria2.getVersion", timeout_s=3)
-        return str(result.get("version", "?"))
 
 
 def find_aria2c(configured: str | None = None) -> Path:
@@ -91,21 +41,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-class Aria2Daemon:
+class Aria2Daemon(ManagedServer):
     """``aria2c --enable-rpc`` on 127.0.0.1, supervised by the caller through ``wait()``."""
 
+    name = "aria2"
+    stop_timeout_s = 5.0
+
     def __init__(self, root: Path, *, binary: str | None = None, max_downloads: int = 5) -> None:
-        self.root = root
+        super().__init__(root)
         self.binary = binary
         self.max_downloads = max_downloads
         self.secret = new_token()
         self.port = 0
-        self._proc: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
@@ -115,6 +62,10 @@ class Aria2Daemon:
         return Aria2Rpc(self.url, self.secret)
 
     async def start(self, timeout_s: float = 15) -> None:
+        """Start aria2c and wait until it answers an RPC call."""
+        if self.pid is not None:
+            return
+        deadline = time.monotonic() + timeout_s
         binary = find_aria2c(self.binary)
         self.root.mkdir(parents=True, exist_ok=True)
         conf = self.root / "aria2.conf"
@@ -123,7 +74,19 @@ class Aria2Daemon:
             f.write(f"rpc-secret={self.secret}\n")
         if not self.port:  # a restarted daemon keeps its address: workers know it
             self.port = free_port()
-        argv = [
+        client = self.client()
+
+        async def probe(timeout_s: float) -> None:
+            await client.version()
+
+        try:
+            await self._launch(self._argv(binary, conf), probe, (Aria2Error,), deadline)
+        finally:
+            await client.close()
+        log.info("aria2 RPC daemon listening on 127.0.0.1:%d", self.port)
+
+    def _argv(self, binary: Path, conf: Path) -> list[str]:
+        return [
             str(binary),
             "--enable-rpc",
             f"--rpc-listen-port={self.port}",
@@ -144,58 +107,8 @@ class Aria2Daemon:
             "--enable-color=false",
             "--show-console-readout=false",
         ]
-        log_file = open(self.root / "aria2.log", "ab")  # noqa: ASYNC230
-        try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
-                # Each download names its proxy (the worker's egress guard); no_proxy from
-                # outside would let aria2 connect around it.
-                # Nor any of mediad's settings or secrets (child_environment).
-                env=tool_environment(child_environment(os.environ)),
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        finally:
-            log_file.close()
-        client = self.client()
-        try:
-            await self._wait_ready(client, timeout_s)
-        finally:
-            await client.close()
-        log.info("aria2 RPC daemon listening on 127.0.0.1:%d", self.port)
 
-    async def _wait_ready(self, client: Aria2Rpc, timeout_s: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while True:
-            assert self._proc is not None
-            if self._proc.returncode is not None:
-                raise ServiceError(f"aria2c exited with code {self._proc.returncode} at start-up")
-            try:
-                await client.version()
-                return
-            except Aria2Error:
-                if loop.time() > deadline:
-                    await self.stop()
-                    raise ServiceError("aria2c did not answer RPC calls in time") from None
-                await asyncio.sleep(0.05)
-
-    async def wait(self) -> int:
-        assert self._proc is not None
-        return await self._proc.wait()
-
-    async def stop(self, timeout_s: float = 5) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None or proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), timeout_s)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+    def _environment(self) -> dict[str, str]:
+        # Each download names its proxy (the worker's egress guard); no_proxy from outside
+        # would let aria2 connect around it. Nor any of mediad's settings or secrets.
+        return tool_environment(child_environment(os.environ))

@@ -18,7 +18,7 @@ from typing import Any
 import socketio
 
 from mediad import results
-from mediad.aria2 import Aria2Rpc
+from mediad.aria2_rpc import Aria2Rpc
 from mediad.egress import EgressProxy, tool_environment
 from mediad.netpolicy import NetPolicy
 from mediad.secrecy import child_environment
