@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -108,19 +109,7 @@ class Service:
         app[webapp.DISPATCHER] = self.dispatcher
         app[webapp.CONTROLLER] = Controller(c, self.store, self.queue, self.dispatcher)
 
-        self.aria2 = Aria2Daemon(
-            c.state_path / "aria2", binary=c.tools.aria2c, max_downloads=c.queue.concurrency + 2
-        )
-        await self.aria2.start()
-        self._stack.push_async_callback(self.aria2.stop)
-        self._watch(self._keep_alive(self.aria2, "aria2"), "keep-aria2")
-        aria2_client = self.aria2.client()
-        self._stack.push_async_callback(aria2_client.close)
-
-        async def aria2_check() -> dict[str, Any]:
-            return {"status": "ok", "version": await aria2_client.version()}
-
-        app[webapp.HEALTH_CHECKS]["aria2"] = aria2_check
+        app[webapp.HEALTH_CHECKS]["aria2"] = await self._start_aria2()
         app[webapp.HEALTH_CHECKS]["twmd"] = self._twmd_check
 
         # Slow and greedy clients: head and body timeouts, connection caps (connections.py).
@@ -165,6 +154,23 @@ class Service:
             return {"status": "unconfigured"}
         usable = os.path.isfile(path) and os.access(path, os.X_OK)  # noqa: ASYNC240 - a stat
         return {"status": "ok" if usable else "missing", "path": path}
+
+    async def _start_aria2(self) -> Callable[[], Awaitable[dict[str, Any]]]:
+        """Start the aria2 daemon, keep it running, stop it at shutdown; its health check."""
+        c = self.config
+        self.aria2 = Aria2Daemon(
+            c.state_path / "aria2", binary=c.tools.aria2c, max_downloads=c.queue.concurrency + 2
+        )
+        await self.aria2.start()
+        self._stack.push_async_callback(self.aria2.stop)
+        self._watch(self._keep_alive(self.aria2, "aria2"), "keep-aria2")
+        aria2_client = self.aria2.client()
+        self._stack.push_async_callback(aria2_client.close)
+
+        async def aria2_check() -> dict[str, Any]:
+            return {"status": "ok", "version": await aria2_client.version()}
+
+        return aria2_check
 
     async def _start_postgres(self) -> str:
         bin_dir = find_postgres_bin_dir(self.config.tools.postgres_bin_dir)
