@@ -30,9 +30,9 @@ import asyncpg
 
 from mediad import logs, migrations
 from mediad.config import Config
+from mediad.daemons import ManagedPostgres, find_postgres_bin_dir
 from mediad.errors import ServiceError
 from mediad.secrecy import child_environment, mask_text
-from mediad.services import ManagedPostgres, find_postgres_bin_dir
 
 log = logging.getLogger(__name__)
 

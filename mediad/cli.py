@@ -190,7 +190,7 @@ async def _with_own_aria2(settings: object, daemon_args: dict[str, object]) -> i
     """A remote worker runs its own aria2 daemon."""
     import dataclasses
 
-    from mediad.aria2 import Aria2Daemon
+    from mediad.daemons import Aria2Daemon
     from mediad.worker import client
     from mediad.worker.settings import WorkerSettings
 
@@ -248,7 +248,7 @@ def _migrate(args: argparse.Namespace, config: configuration.Config) -> int:
     logs.configure(config.logging.level, config.logging.format, "migrate")
 
     async def run() -> int:
-        from mediad.services import ManagedPostgres, find_postgres_bin_dir
+        from mediad.daemons import ManagedPostgres, find_postgres_bin_dir
         from mediad.store import Store
 
         managed = None

@@ -26,7 +26,6 @@ Outside the binary every function here does nothing.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
@@ -35,9 +34,10 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from mediad.parent_death import die_with_parent
+
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1
 LIBRARY_PATH = "LD_LIBRARY_PATH"
 LIBRARY_PATH_ORIG = "LD_LIBRARY_PATH_ORIG"  # the bootloader's copy of the user's value
 # What only a process of the bundle should see.
@@ -115,9 +115,7 @@ class OnefileGuard:
         """Ask for SIGTERM when the bootloader dies; False when it already has."""
         if self.bootloader_pid is None:
             return True
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
-        return os.getppid() == self.bootloader_pid
+        return die_with_parent(signal.SIGTERM, parent_pid=self.bootloader_pid)
 
     def orphaned(self) -> bool:
         return self.bootloader_pid is not None and os.getppid() != self.bootloader_pid

@@ -54,11 +54,6 @@ class Queue:
         with _translated():
             await self._redis.lpush(self.queue_key, job_id)
 
-    async def push_front(self, job_id: str) -> None:
-        """Put an id back so it is the next one taken."""
-        with _translated():
-            await self._redis.rpush(self.queue_key, job_id)
-
     async def take(self, timeout_s: float) -> str | None:
         """Move the oldest id to the processing list and return it (None on timeout)."""
         with _translated():

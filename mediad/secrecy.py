@@ -11,7 +11,15 @@ A value is secret when
 
 ``mask`` hides them in printable data (``mediad check-config``); ``child_environment``
 drops them, with every setting of mediad's own, from the environment of the processes
-mediad starts.
+mediad starts. This is the one list of what a child never inherits; the kinds of child
+differ only in what they keep or also drop:
+
+* a tool (``worker.client.tools_environment``): ``child_environment``, with the egress
+  guard's proxy variables on top (``egress.tool_environment``);
+* a worker (``worker_environment``): keeps ``WORKER_KEPT_PREFIXES`` (the twmd limits);
+* a server (``server_environment``: PostgreSQL, Redis, pg_dump): also drops
+  ``POSTGRES_PREFIX`` (``PGDATA``, ``PGPORT``… would quietly change what PostgreSQL's
+  programs do).
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from mediad.frozen import system_environment
+from mediad.frozen import runtime_variables, system_environment
 
 HIDDEN = "***"
 SET = "<set>"
@@ -37,11 +45,10 @@ _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#\
 # ?name=value / &name=value / ;name=value inside a URL.
 _QUERY_PARAM = re.compile(r"(?P<sep>[?&;])(?P<name>[^=&;#\s]+)=(?P<value>[^&;#\s]*)")
 
-# Variables of mediad's own that are not MEDIAD_*: config.NAMED_ENV.
-_MEDIAD_NAMES = frozenset(
-    {"DATABASE_URL", "REDIS_URL", "WORKER_TOKEN", "TWMD_PATH", "TWITTER_COOKIES_PATH",
-     "TWITTER_PROXY"}
-)  # fmt: skip
+# What a worker keeps of mediad's own: the twmd limits, which its Twitter/X runner reads.
+WORKER_KEPT_PREFIXES = ("MEDIAD_TWMD_",)
+# PostgreSQL's own variables, which no managed server or PostgreSQL client inherits.
+POSTGRES_PREFIX = "PG"
 
 
 def is_secret_key(name: object) -> bool:
@@ -99,21 +106,52 @@ def mask(value: Any, key: str | None = None) -> Any:
 
 
 def is_mediad_setting(name: str) -> bool:
-    """mediad's own variables: ``MEDIAD_*`` and the named ones (``DATABASE_URL``…)."""
-    return name.startswith("MEDIAD_") or name in _MEDIAD_NAMES
+    """mediad's own variables: ``MEDIAD_*`` and the named ones the configuration reads
+    (``config.NAMED_ENV``: ``DATABASE_URL``…)."""
+    from mediad.config import NAMED_ENV  # here: config may come to import this module
+
+    return name.startswith("MEDIAD_") or name in NAMED_ENV
 
 
-def child_environment(env: Mapping[str, str]) -> dict[str, str]:
+def child_environment(
+    env: Mapping[str, str],
+    *,
+    keep_prefixes: tuple[str, ...] = (),
+    drop_prefixes: tuple[str, ...] = (),
+) -> dict[str, str]:
     """What a process mediad starts may inherit from ``env``: no setting of mediad's own
     (every secret and the rest), no variable whose name is secret-like, and no value
     holding a URL's credentials. The caller adds what the child needs, and only that.
-    In the single binary, also without the bootloader's library path (``frozen``)."""
+    In the single binary, also without the bootloader's library path (``frozen``).
+
+    ``keep_prefixes``: variables kept whatever the rules say; ``drop_prefixes``:
+    variables dropped whatever they are."""
     return system_environment(
         {
             name: value
             for name, value in env.items()
-            if not is_mediad_setting(name)
-            and not is_secret_key(name)
-            and not has_credentials(value)
+            if name.startswith(keep_prefixes)
+            or (
+                not name.startswith(drop_prefixes)
+                and not is_mediad_setting(name)
+                and not is_secret_key(name)
+                and not has_credentials(value)
+            )
         }
     )
+
+
+def server_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """A managed server's (or a PostgreSQL client's): ``child_environment`` without
+    PostgreSQL's own variables."""
+    return child_environment(env, drop_prefixes=(POSTGRES_PREFIX,))
+
+
+def worker_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """A worker's environment: the service's without any of mediad's settings or secrets
+    (``child_environment``), but with the twmd limits (``MEDIAD_TWMD_*``), which the
+    Twitter/X runner reads from it. In the single binary, a worker is the binary started
+    again: it keeps the bootloader's variables, so it reuses the unpacked bundle."""
+    clean = child_environment(env, keep_prefixes=WORKER_KEPT_PREFIXES)
+    clean.update(runtime_variables(env))
+    return clean

@@ -22,14 +22,22 @@ from aiohttp import web
 
 from mediad import connections, hub
 from mediad import web as webapp
-from mediad.aria2 import Aria2Daemon, Aria2Rpc
+from mediad.aria2_rpc import Aria2Rpc
 from mediad.auth import WorkerTokens
+from mediad.backoff import restart_backoff
 from mediad.config import Config, local_url
 from mediad.control import Controller
+from mediad.daemons import (
+    Aria2Daemon,
+    ManagedPostgres,
+    ManagedRedis,
+    ManagedServer,
+    find_postgres_bin_dir,
+    find_redis_server,
+)
 from mediad.dispatcher import Dispatcher
 from mediad.errors import MediadError, QueueUnavailable, ServiceError
 from mediad.queue import Queue
-from mediad.services import ManagedPostgres, ManagedRedis, find_postgres_bin_dir, find_redis_server
 from mediad.store import Store
 from mediad.supervisor import Supervisor, worker_settings
 from mediad.upkeep import Upkeep
@@ -194,21 +202,21 @@ class Service:
         log.info("embedded %s running in %s", name, server.root)
         return url
 
-    async def _keep_alive(self, server: Any, name: str) -> None:
+    async def _keep_alive(self, server: ManagedServer, name: str) -> None:
         """Restart a managed server that exits while the service runs."""
-        delay = 0.5
+        backoff = restart_backoff()
         while True:
             code = await server.wait()
             if self._stopping:
                 return
+            delay = backoff.next()
             log.error("%s exited with code %s; restarting it in %.1fs", name, code, delay)
             await asyncio.sleep(delay)
             try:
                 await server.start()
-                delay = 0.5
+                backoff.reset()
             except ServiceError as exc:
                 log.error("%s did not restart: %s", name, exc)
-                delay = min(30.0, delay * 2)
 
     async def _wait_for_redis(self, timeout_s: float | None = None) -> None:
         """Start-up waits for Redis (saying so) rather than failing at the first refusal."""

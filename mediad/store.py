@@ -324,11 +324,6 @@ class Store:
             )
         return [r["id"] for r in rows]
 
-    async def count_by_status(self) -> dict[str, int]:
-        async with self._conn() as conn:
-            rows = await conn.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status")
-        return {r["status"]: r["n"] for r in rows}
-
 
 def _budget_key(error_code: str) -> str:
     """The ``meta`` key a requeued attempt is counted under ('' for none)."""

@@ -19,15 +19,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mediad import frozen
 from mediad.auth import WorkerTokens
+from mediad.backoff import restart_backoff
 from mediad.config import Config
-from mediad.secrecy import child_environment
+from mediad.secrecy import worker_environment
 from mediad.worker.settings import WorkerSettings, hand_over
 
 log = logging.getLogger(__name__)
 
-# A worker that ran at least this long before exiting is restarted without delay.
+# A worker that ran at least this long before exiting is restarted after the first delay
+# again, not the last one.
 STABLE_S = 30.0
 
 
@@ -38,17 +39,6 @@ def worker_command(settings_fd: int) -> list[str]:
     if getattr(sys, "frozen", False):
         return [sys.executable, *tail]
     return [sys.executable, "-m", "mediad", *tail]
-
-
-def worker_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """A worker's environment: the service's without any of mediad's settings or secrets
-    (``child_environment``), but with the twmd limits (``MEDIAD_TWMD_*``), which the
-    Twitter/X runner reads from it. In the single binary, a worker is the binary started
-    again: it keeps the bootloader's variables, so it reuses the unpacked bundle."""
-    clean = child_environment(env)
-    clean.update({k: v for k, v in env.items() if k.startswith("MEDIAD_TWMD_")})
-    clean.update(frozen.runtime_variables(env))
-    return clean
 
 
 def settings_fields(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -148,7 +138,7 @@ class Supervisor:
             os.close(fd)
 
     async def _keep_running(self, worker_id: str) -> None:
-        delay = 0.5
+        backoff = restart_backoff()
         while not self._stopping:
             started = time.monotonic()
             proc = await self._spawn(worker_id)
@@ -160,7 +150,8 @@ class Supervisor:
                 return
             self.restarts += 1
             if time.monotonic() - started > STABLE_S:
-                delay = 0.5
+                backoff.reset()
+            delay = backoff.next()
             log.warning(
                 "worker %s exited with code %s; restarting in %.1fs",
                 worker_id,
@@ -169,7 +160,6 @@ class Supervisor:
                 extra={"workerId": worker_id},
             )
             await asyncio.sleep(delay)
-            delay = min(30.0, delay * 2)
 
     async def stop(self, timeout_s: float = 10) -> None:
         self._stopping = True

@@ -39,8 +39,7 @@ class Found:
 
 def check(config: Config) -> list[Found]:
     """Every tool and server this configuration needs, found or not."""
-    from mediad.aria2 import find_aria2c
-    from mediad.services import find_postgres_bin_dir, find_redis_server
+    from mediad.daemons import find_aria2c, find_postgres_bin_dir, find_redis_server
 
     tools = config.tools
     found: list[Found] = []

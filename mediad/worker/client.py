@@ -18,7 +18,7 @@ from typing import Any
 import socketio
 
 from mediad import results, wire
-from mediad.aria2 import Aria2Rpc
+from mediad.aria2_rpc import Aria2Rpc
 from mediad.egress import EgressProxy, tool_environment
 from mediad.errors import InvalidEvent
 from mediad.netpolicy import NetPolicy

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import io
 import os
 import signal
@@ -20,8 +19,9 @@ import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
+from mediad.parent_death import die_with_parent  # also procs.die_with_parent to callers
+
 READ_LIMIT = 1 << 20
-_PR_SET_PDEATHSIG = 1
 
 # The environment every tool gets (see ``use_environment``); None: this process's own.
 _tool_env: dict[str, str] | None = None
@@ -32,12 +32,6 @@ def use_environment(env: dict[str, str]) -> None:
     pointing at its egress guard and no ``no_proxy`` to slip past it)."""
     global _tool_env
     _tool_env = dict(env)
-
-
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Ask the kernel to send ``sig`` to this process when its parent thread dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig))
 
 
 class ToolProcess:

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from mediad.aria2 import Aria2Error, Aria2Rpc, Aria2Unavailable
+from mediad.aria2_rpc import Aria2Error, Aria2Rpc, Aria2Unavailable
 from mediad.worker.aria2_progress import STATUS_KEYS, classify_error, parse_status
 from mediad.worker.jobs import MAX_NAME_BYTES, JobContext, JobFailed, clean_name
 

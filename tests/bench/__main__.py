@@ -27,7 +27,7 @@ from pathlib import Path
 
 import aiohttp
 
-from mediad.aria2 import free_port
+from mediad.daemons import free_port
 from tests.support import media
 from tests.support.harness import eventually, shared_tmp
 from tests.support.mediaserver import MediaServer

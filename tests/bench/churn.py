@@ -104,7 +104,7 @@ def serve_bare(port: int, fix: bool) -> None:
 
 @contextlib.asynccontextmanager
 async def bare_server(fix: bool) -> AsyncIterator[tuple[str, int]]:
-    from mediad.aria2 import free_port
+    from mediad.daemons import free_port
 
     port = free_port()
     argv = [sys.executable, "-m", "tests.bench.churn", "serve-bare", str(port)]

@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from mediad.aria2 import free_port
+from mediad.daemons import free_port
 from mediad.worker import run_ytdlp
 from tests.bench.__main__ import Serve, children, command_name, memory_kib, pss_kib
 from tests.support.harness import shared_tmp

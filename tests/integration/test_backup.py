@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 
 from mediad import config as configuration
+from mediad.daemons import ManagedPostgres, find_postgres_bin_dir
 from mediad.service import Service
-from mediad.services import ManagedPostgres, find_postgres_bin_dir
 from tests.support.cli import clean_env, mediad
 from tests.support.harness import Api, Databases, RedisServer, eventually, make_config, shared_tmp
 from tests.support.harness import running_service as running

@@ -41,7 +41,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from mediad.aria2 import free_port
+from mediad.daemons import free_port
 from tests.integration.test_serve_cli import alive, descendants
 from tests.support import media
 from tests.support.harness import Api, shared_tmp

@@ -40,7 +40,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from mediad.aria2 import free_port
+from mediad.daemons import free_port
 from tests.support import media, twmd_standin
 from tests.support.cli import clean_env
 from tests.support.harness import shared_tmp

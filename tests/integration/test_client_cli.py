@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from mediad import client_cli
-from mediad.aria2 import free_port
+from mediad.daemons import free_port
 from mediad.service import Service
 from tests.support.cli import ROOT, clean_env, mediad
 from tests.support.harness import Api, running_service

@@ -22,9 +22,8 @@ import asyncpg
 import pytest
 import socketio
 
-from mediad.aria2 import free_port
+from mediad.daemons import ManagedPostgres, find_postgres_bin_dir, free_port
 from mediad.service import Service
-from mediad.services import ManagedPostgres, find_postgres_bin_dir
 from tests.integration.test_dispatch import WORKER_TOKEN, FakeWorkerClient
 from tests.integration.test_serve_cli import alive, descendants
 from tests.support import media

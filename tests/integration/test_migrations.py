@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -137,12 +138,11 @@ async def test_a_store_at_every_schema_version_migrates_without_loss(
     store = await Store.open(dsn, min_size=1, max_size=1)
     try:
         jobs = await store.list_jobs(limit=100)
-        counts = await store.count_by_status()
         assert await store.migrate() == []  # and finds nothing left to apply
     finally:
         await store.close()
     assert {j.id for j in jobs} == set(before)
-    assert counts == {s.value: 2 for s in Status}
+    assert Counter(j.status.value for j in jobs) == {s.value: 2 for s in Status}
     for job in jobs:
         assert isinstance(job, Job)
         api = job.to_api()

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from mediad.aria2 import free_port
+from mediad.daemons import free_port
 from mediad.service import Service
 from tests.integration.test_serve_cli import alive, descendants
 from tests.support.harness import Api, Databases, RedisServer, running_service, shared_tmp

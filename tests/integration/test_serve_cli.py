@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from mediad.aria2 import free_port
+from mediad.daemons import free_port
 from tests.support.harness import eventually, shared_tmp
 from tests.support.mediaserver import MediaServer
 

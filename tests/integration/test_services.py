@@ -18,13 +18,13 @@ import asyncpg
 import pytest
 import redis.asyncio
 
-from mediad.errors import ServiceError
-from mediad.services import (
+from mediad.daemons import (
     ManagedPostgres,
     ManagedRedis,
     find_postgres_bin_dir,
     find_redis_server,
 )
+from mediad.errors import ServiceError
 
 REPO = Path(__file__).resolve().parents[2]
 AS_ROOT = os.geteuid() == 0
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import uvloop
 
-from mediad.services import ManagedPostgres, ManagedRedis
+from mediad.daemons import ManagedPostgres, ManagedRedis
 
 
 async def main():

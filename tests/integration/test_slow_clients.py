@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from mediad.aria2 import free_port
+from mediad.daemons import free_port
 from mediad.service import Service
 from tests.support.harness import Databases, RedisServer, running_service, shared_tmp
 from tests.support.polling import eventually

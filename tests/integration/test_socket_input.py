@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from mediad.aria2 import free_port
+from mediad.daemons import free_port
 from tests.support.harness import Databases, RedisServer, shared_tmp
 from tests.support.jobs_client import JobsClient
 from tests.support.polling import eventually

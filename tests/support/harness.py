@@ -23,8 +23,8 @@ import aiohttp
 import asyncpg
 
 from mediad import config as configuration
+from mediad.daemons import ManagedPostgres, ManagedRedis, find_postgres_bin_dir, find_redis_server
 from mediad.service import Service
-from mediad.services import ManagedPostgres, ManagedRedis, find_postgres_bin_dir, find_redis_server
 from tests.support.polling import eventually
 
 _names = itertools.count(1)

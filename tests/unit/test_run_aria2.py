@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mediad.aria2 import Aria2Error, Aria2Rpc, Aria2Unavailable, free_port
+from mediad.aria2_rpc import Aria2Error, Aria2Rpc, Aria2Unavailable
+from mediad.daemons import free_port
 from mediad.worker.run_aria2 import rpc_failure
 
 

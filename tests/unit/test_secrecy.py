@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from mediad.secrecy import child_environment, is_secret_key, mask, mask_text
+from mediad.config import NAMED_ENV
+from mediad.secrecy import (
+    child_environment,
+    is_mediad_setting,
+    is_secret_key,
+    mask,
+    mask_text,
+    server_environment,
+    worker_environment,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,3 +87,45 @@ def test_child_environment_keeps_nothing_of_mediads_and_nothing_secret() -> None
         }
     )
     assert env == {"PATH": "/usr/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+
+
+def test_every_variable_the_configuration_reads_is_mediads_own() -> None:
+    # One list: the names config.py reads are the names no child inherits.
+    assert NAMED_ENV and all(is_mediad_setting(name) for name in NAMED_ENV)
+    assert not child_environment({name: "x" for name in NAMED_ENV})
+    assert not is_mediad_setting("PATH") and not is_mediad_setting("TWMD_STANDIN_MEDIA_URL")
+
+
+OUTSIDE = {
+    "PATH": "/usr/bin",
+    "PGDATA": "/elsewhere",
+    "PGPORT": "6543",
+    "PAGER": "less",
+    "MEDIAD_TWMD_IDLE_S": "5",
+    "MEDIAD_WORKER_TOKEN": "t",
+    "WORKER_TOKEN": "t",
+    "GITHUB_TOKEN": "t",
+}
+
+
+def test_a_server_gets_no_postgresql_variables_either() -> None:
+    assert server_environment(OUTSIDE) == {"PATH": "/usr/bin", "PAGER": "less"}
+
+
+def test_a_worker_keeps_the_twmd_limits_and_nothing_else_of_mediads() -> None:
+    assert worker_environment(OUTSIDE) == {
+        "PATH": "/usr/bin",
+        "PGDATA": "/elsewhere",
+        "PGPORT": "6543",
+        "PAGER": "less",
+        "MEDIAD_TWMD_IDLE_S": "5",
+    }
+
+
+def test_kept_and_dropped_prefixes() -> None:
+    env = {"PATH": "/usr/bin", "MEDIAD_X_TOKEN": "t", "KEEPME_TOKEN": "k", "DROP_A": "a"}
+    assert child_environment(env) == {"PATH": "/usr/bin", "DROP_A": "a"}
+    assert child_environment(env, keep_prefixes=("KEEPME_",), drop_prefixes=("DROP_",)) == {
+        "PATH": "/usr/bin",
+        "KEEPME_TOKEN": "k",
+    }
