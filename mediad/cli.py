@@ -217,7 +217,7 @@ async def _with_own_aria2(settings: object, daemon_args: dict[str, object]) -> i
     import dataclasses
 
     from mediad.aria2 import Aria2Daemon
-    from mediad.worker import client
+    from mediad.worker import client, run_ytdlp
     from mediad.worker.settings import WorkerSettings
 
     assert isinstance(settings, WorkerSettings)
@@ -227,7 +227,7 @@ async def _with_own_aria2(settings: object, daemon_args: dict[str, object]) -> i
     try:
         settings = dataclasses.replace(settings, aria2_url=daemon.url, aria2_secret=daemon.secret)
         if not settings.ytdlp:
-            client.run_ytdlp.preload(settings.ffmpeg)
+            run_ytdlp.preload(settings.ffmpeg)
         return await client.Worker(settings).run()
     finally:
         await daemon.stop()
