@@ -41,9 +41,11 @@ binary: setup page
 binary-onedir: setup page
 	$(PYINSTALLER) -- --onedir
 
+# ruff (lint and format check), then mypy over mediad/ ([tool.mypy] in pyproject.toml).
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy mediad
 
 format: setup
 	$(PY) -m ruff format .

@@ -15,7 +15,7 @@ F = TypeVar("F", bound=Callable[..., object])
 def public(handler: F) -> F:
     """Mark a request handler as open to everyone, API tokens or not: the page and the
     API description, which carry no job data."""
-    handler.public = True  # type: ignore[attr-defined]
+    handler.public = True  # type: ignore[attr-defined]  # a mark on a function, read by getattr
     return handler
 
 

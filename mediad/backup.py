@@ -21,7 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -288,9 +288,12 @@ def tool_dir(config: Config, server_major: int) -> Path:
     found = shutil.which("pg_dump")
     if found:
         candidates.append(Path(found).resolve().parent)
-    usable = [(d, _tool_major(d)) for d in candidates]
-    usable = [(d, m) for d, m in usable if m is not None]
-    for wanted in (lambda m: m == server_major, lambda m: m > server_major):
+    usable = [(d, m) for d in candidates if (m := _tool_major(d)) is not None]
+    wants: tuple[Callable[[int], bool], ...] = (
+        lambda m: m == server_major,
+        lambda m: m > server_major,
+    )
+    for wanted in wants:
         for folder, major in usable:
             if wanted(major):
                 return folder

@@ -1,5 +1,5 @@
 """The command line: ``mediad serve | worker | migrate | check-config``, and the client and
-backup commands of client_cli.py."""
+backup commands of the client_cli package."""
 
 from __future__ import annotations
 
@@ -11,14 +11,22 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mediad import __version__, logs
 from mediad import config as configuration
 from mediad.errors import ConfigError, MediadError, ServiceError
 
+if TYPE_CHECKING:
+    from mediad import sdnotify
+    from mediad.service import Service
+
 log = logging.getLogger("mediad")
+
+# What a command runs: its parsed arguments and the loaded configuration to an exit code.
+Run = Callable[[argparse.Namespace, configuration.Config], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(name: str, help_text: str, run):  # type: ignore[no-untyped-def]
+    def command(name: str, help_text: str, run: Run) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--config", "-c", metavar="PATH", help="YAML file (or MEDIAD_CONFIG)")
         sub.set_defaults(run=run)
@@ -74,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         "validate the configuration, print it and find the tools it needs",
         _check_config,
     )
-    # get, ls, show, cancel…rm, backup, restore (mediad/client_cli.py: stdlib-only imports).
+    # get, ls, show, cancel…rm, backup, restore (mediad/client_cli/: stdlib-only imports).
     from mediad import client_cli
 
     client_cli.register(command)
@@ -84,7 +92,13 @@ def _parser() -> argparse.ArgumentParser:
 class _Version(argparse.Action):
     """``--version``: mediad's, yt-dlp's and Python's (yt-dlp looked up only when asked)."""
 
-    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
         import platform
 
         from mediad.frozen import is_frozen
@@ -134,27 +148,15 @@ async def _serve_async(config: configuration.Config) -> int:
     service = Service(config)
     notifier.notify(STATUS="starting")
     stopper = asyncio.ensure_future(stop.wait())
-    starting = asyncio.ensure_future(service.start())
     announcer: asyncio.Future[None] | None = None
     try:
-        await asyncio.wait([stopper, starting], return_when=asyncio.FIRST_COMPLETED)
-        if not starting.done():  # a signal while start-up waits (for Redis, say)
-            notifier.notify("STOPPING=1", STATUS="stopping during start-up")
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError, MediadError):
-                await starting
-            log.info("stopped during start-up")
-            return 0
-        try:
-            starting.result()
-        except MediadError as exc:
-            stopper.cancel()
-            log.error("start-up failed: %s", exc)
-            notifier.notify(STATUS=f"start-up failed: {exc}")
-            return 1
+        code = await _start(service, stopper, notifier)
+        if code is not None:
+            return code
         assert service.failed is not None
         announcer = asyncio.ensure_future(sdnotify.announce(service, notifier))
-        await asyncio.wait([stopper, service.failed], return_when=asyncio.FIRST_COMPLETED)
+        ending: list[asyncio.Future[Any]] = [stopper, service.failed]
+        await asyncio.wait(ending, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
         announcer.cancel()
         log.info("shutting down")
@@ -167,6 +169,30 @@ async def _serve_async(config: configuration.Config) -> int:
                 task.cancel()
         notifier.close()
         guard.release()
+
+
+async def _start(
+    service: Service, stopper: asyncio.Future[Any], notifier: sdnotify.Notifier
+) -> int | None:
+    """Start the service unless ``stopper`` (a signal) ends first: None once it runs, else
+    the exit code (0 stopped during start-up, 1 start-up failed)."""
+    starting = asyncio.ensure_future(service.start())
+    await asyncio.wait([stopper, starting], return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():  # a signal while start-up waits (for Redis, say)
+        notifier.notify("STOPPING=1", STATUS="stopping during start-up")
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, MediadError):
+            await starting
+        log.info("stopped during start-up")
+        return 0
+    try:
+        starting.result()
+    except MediadError as exc:
+        stopper.cancel()
+        log.error("start-up failed: %s", exc)
+        notifier.notify(STATUS=f"start-up failed: {exc}")
+        return 1
+    return None
 
 
 def _handed_over_worker(fd: int) -> int:
@@ -191,7 +217,7 @@ async def _with_own_aria2(settings: object, daemon_args: dict[str, object]) -> i
     import dataclasses
 
     from mediad.daemons import Aria2Daemon
-    from mediad.worker import client
+    from mediad.worker import client, run_ytdlp
     from mediad.worker.settings import WorkerSettings
 
     assert isinstance(settings, WorkerSettings)
@@ -201,7 +227,7 @@ async def _with_own_aria2(settings: object, daemon_args: dict[str, object]) -> i
     try:
         settings = dataclasses.replace(settings, aria2_url=daemon.url, aria2_secret=daemon.secret)
         if not settings.ytdlp:
-            client.run_ytdlp.preload(settings.ffmpeg)
+            run_ytdlp.preload(settings.ffmpeg)
         return await client.Worker(settings).run()
     finally:
         await daemon.stop()

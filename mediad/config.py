@@ -322,51 +322,82 @@ def _from_env(key: str, hint: Any, text: str) -> Any:
     return text
 
 
+# Every number's range, checked in this order: (key, lowest, highest). A lowest that is a
+# key is that key's value; an optional key that is unset (None) is not checked.
+_RANGES: tuple[tuple[str, float | str, float], ...] = (
+    ("server.port", 0, 65535),
+    ("server.max_body_bytes", 1024, 64 * 1024 * 1024),
+    ("server.shutdown_grace_s", 0, 3600),
+    ("server.rate_limit_per_min", 0, 1_000_000),
+    ("server.header_timeout_s", 1, 3600),
+    ("server.body_timeout_s", 1, 3600),
+    ("server.max_connections_per_client", 0, 10**6),
+    ("server.max_connections", 0, 10**7),
+    ("queue.max_queued", 1, 10_000_000),
+    ("storage.min_free_bytes", 0, 2**62),
+    ("storage.max_job_bytes", 1, 2**62),
+    ("database.pool_min", 1, 100),
+    ("database.pool_max", "database.pool_min", 100),
+    ("queue.concurrency", 1, 64),
+    ("queue.max_attempts", 1, 100),
+    ("queue.max_interruptions", 1, 1000),
+    ("queue.watchdog_s", 1, 86400),
+    ("queue.retry_backoff_s", 0, 3600),
+    ("queue.reconcile_interval_s", 1, 86400),
+    ("progress.throttle_ms", 10, 60_000),
+    ("progress.worker_hz", 0.1, 100),
+    ("workers.heartbeat_s", 0.1, 3600),
+    ("workers.processes", 0, 64),
+)
+
+# The URLs that name a server of ours, and the schemes each may have.
+_URL_SCHEMES = (
+    ("database.url", ("postgres://", "postgresql://")),
+    ("redis.url", ("redis://", "rediss://", "unix://")),
+)
+
+
 def _validate(c: Config) -> None:
-    _check(c.server.port, "server.port", 0, 65535)
-    _check(c.server.max_body_bytes, "server.max_body_bytes", 1024, 64 * 1024 * 1024)
-    _check(c.server.shutdown_grace_s, "server.shutdown_grace_s", 0, 3600)
-    _check(c.server.rate_limit_per_min, "server.rate_limit_per_min", 0, 1_000_000)
-    _check(c.server.header_timeout_s, "server.header_timeout_s", 1, 3600)
-    _check(c.server.body_timeout_s, "server.body_timeout_s", 1, 3600)
-    _check(c.server.max_connections_per_client, "server.max_connections_per_client", 0, 10**6)
-    _check(c.server.max_connections, "server.max_connections", 0, 10**7)
-    _check(c.queue.max_queued, "queue.max_queued", 1, 10_000_000)
-    _check(c.storage.min_free_bytes, "storage.min_free_bytes", 0, 2**62)
-    if c.storage.max_job_bytes is not None:
-        _check(c.storage.max_job_bytes, "storage.max_job_bytes", 1, 2**62)
-    if not c.server.api_tokens and not c.server.allow_anonymous and not _is_loopback(c.server.host):
+    """Every cross-key rule and range; the first broken one raises ConfigError."""
+    for key, low, high in _RANGES:
+        value = _value(c, key)
+        if value is not None:
+            _check(value, key, _value(c, low) if isinstance(low, str) else low, high)
+    _validate_access(c.server, c.workers)
+    _validate_names(c)
+
+
+def _value(c: Config, key: str) -> Any:
+    """The value of a dotted key (``queue.concurrency``)."""
+    section, _, name = key.partition(".")
+    return getattr(getattr(c, section), name)
+
+
+def _validate_access(server: ServerConfig, workers: WorkersConfig) -> None:
+    """Who may talk to the service: tokens, the hosts it answers to, CORS."""
+    if not server.api_tokens and not server.allow_anonymous and not _is_loopback(server.host):
         raise ConfigError(
             "server.host",
-            f"{c.server.host} is reachable from other machines but server.api_tokens is empty:"
+            f"{server.host} is reachable from other machines but server.api_tokens is empty:"
             " set api_tokens, or server.allow_anonymous: true to serve without authentication",
         )
-    _check(c.database.pool_min, "database.pool_min", 1, 100)
-    _check(c.database.pool_max, "database.pool_max", c.database.pool_min, 100)
-    _check(c.queue.concurrency, "queue.concurrency", 1, 64)
-    _check(c.queue.max_attempts, "queue.max_attempts", 1, 100)
-    _check(c.queue.max_interruptions, "queue.max_interruptions", 1, 1000)
-    _check(c.queue.watchdog_s, "queue.watchdog_s", 1, 86400)
-    _check(c.queue.retry_backoff_s, "queue.retry_backoff_s", 0, 3600)
-    _check(c.queue.reconcile_interval_s, "queue.reconcile_interval_s", 1, 86400)
-    _check(c.progress.throttle_ms, "progress.throttle_ms", 10, 60_000)
-    _check(c.progress.worker_hz, "progress.worker_hz", 0.1, 100)
-    _check(c.workers.heartbeat_s, "workers.heartbeat_s", 0.1, 3600)
-    if c.workers.processes is not None:
-        _check(c.workers.processes, "workers.processes", 0, 64)
-    if c.workers.token is not None and len(c.workers.token) < 16:
+    if workers.token is not None and len(workers.token) < 16:
         raise ConfigError("workers.token", "must be at least 16 characters")
-    for token in c.server.api_tokens:
+    for token in server.api_tokens:
         if len(token) < 16:
             raise ConfigError("server.api_tokens", "each token must be at least 16 characters")
     try:
         from mediad.hosts import validate as validate_hosts
 
-        validate_hosts(c.server.host, c.server.allowed_hosts)
+        validate_hosts(server.host, server.allowed_hosts)
     except ValueError as exc:
         raise ConfigError("server.allowed_hosts", str(exc)) from None
-    if "*" in c.server.cors_origins:
+    if "*" in server.cors_origins:
         raise ConfigError("server.cors_origins", "'*' is not allowed; list the origins")
+
+
+def _validate_names(c: Config) -> None:
+    """The keys that name things: log level and format, allowed networks, Redis keys, URLs."""
     if c.logging.level.lower() not in LOG_LEVELS:
         raise ConfigError("logging.level", f"must be one of {', '.join(LOG_LEVELS)}")
     if c.logging.format not in ("json", "text"):
@@ -377,10 +408,8 @@ def _validate(c: Config) -> None:
         raise ConfigError("network.allow_hosts", str(exc)) from None
     if not c.redis.prefix or any(ch.isspace() for ch in c.redis.prefix):
         raise ConfigError("redis.prefix", "must be a non-empty string without spaces")
-    for key, url, schemes in (
-        ("database.url", c.database.url, ("postgres://", "postgresql://")),
-        ("redis.url", c.redis.url, ("redis://", "rediss://", "unix://")),
-    ):
+    for key, schemes in _URL_SCHEMES:
+        url = _value(c, key)
         if url is not None and not url.startswith(schemes):
             raise ConfigError(key, f"must start with {' or '.join(schemes)}")
 

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def _error(status: int, code: str, message: str) -> web.Response:
     return response
 
 
-def body_middleware(max_body_bytes: int, timeout_s: float) -> Handler:
+def body_middleware(max_body_bytes: int, timeout_s: float) -> Middleware:
     @web.middleware
     async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.body_exists:
@@ -96,7 +97,7 @@ def body_middleware(max_body_bytes: int, timeout_s: float) -> Handler:
                 )
         return await handler(request)
 
-    return read_body  # type: ignore[return-value]
+    return read_body
 
 
 class LimitedServer(web.Server):

@@ -24,6 +24,7 @@ import ipaddress
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import hdrs, web
+from aiohttp.typedefs import Middleware
 
 from mediad.errors import ApiError
 from mediad.netpolicy import NetPolicy, parse_host_literal
@@ -116,9 +117,7 @@ def validate(server_host: str, extra: Iterable[str]) -> None:
     AllowedHosts(server_host, extra)
 
 
-def middleware(
-    server_host: str, extra: Iterable[str]
-) -> Callable[..., Awaitable[web.StreamResponse]]:
+def middleware(server_host: str, extra: Iterable[str]) -> Middleware:
     allowed = AllowedHosts(server_host, extra)
 
     @web.middleware

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -79,9 +80,9 @@ def _forbidden_char(ch: str) -> bool:
     return code < 33 or 127 <= code < 160 or unicodedata.category(ch) in ("Zs", "Zl", "Zp")
 
 
-def _names(keys: object) -> str:
+def _names(keys: Iterable[object]) -> str:
     """Unknown keys for an error message, each cut short: the answer must stay small."""
-    shown = [repr(k if len(k) <= 40 else k[:40] + "…") for k in sorted(map(str, keys))[:10]]  # type: ignore[call-overload]
+    shown = [repr(k if len(k) <= 40 else k[:40] + "…") for k in sorted(map(str, keys))[:10]]
     return ", ".join(shown)
 
 
@@ -113,7 +114,7 @@ def _bool(key: str, value: Any) -> bool:
     return value
 
 
-def _int_range(low: int, high: int):  # type: ignore[no-untyped-def]
+def _int_range(low: int, high: int) -> Callable[[str, Any], int]:
     def check(key: str, value: Any) -> int:
         if type(value) is not int or not low <= value <= high:
             raise BadRequest(
@@ -124,7 +125,7 @@ def _int_range(low: int, high: int):  # type: ignore[no-untyped-def]
     return check
 
 
-def _one_of(choices: frozenset[str]):  # type: ignore[no-untyped-def]
+def _one_of(choices: frozenset[str]) -> Callable[[str, Any], str]:
     def check(key: str, value: Any) -> str:
         if not isinstance(value, str) or value not in choices:
             raise BadRequest(

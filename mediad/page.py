@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from mediad.auth import public
 
@@ -132,7 +133,7 @@ class Page:
             headers["Content-Type"] = "application/manifest+json"
         return web.FileResponse(path, headers=headers)
 
-    def middleware(self) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    def middleware(self) -> Middleware:
         """Unknown GET paths from a browser get the page (its client routes)."""
 
         @web.middleware

@@ -108,7 +108,7 @@ class CheckedPacket(sio_packet.Packet):
         if not isinstance(encoded_packet, str):
             raise BadPacket("a binary message where a packet was expected")
         try:
-            count = super().decode(encoded_packet)
+            count: int = super().decode(encoded_packet)
         except (ValueError, TypeError, IndexError, RecursionError) as exc:
             raise BadPacket(f"{type(exc).__name__}: {exc}") from None
         kind, data = self.packet_type, self.data
@@ -157,7 +157,7 @@ def engineio_problem(message: Any) -> str | None:
     return None
 
 
-class _CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
+class _CheckedWebSocket(eio_aiohttp.WebSocket):
     """One websocket connection: the first message that is not an Engine.IO packet ends
     it (``None`` reads as the client closing), reported once; so does any message once its
     session is closed (after a bad Socket.IO packet, say)."""
@@ -239,10 +239,10 @@ def release_closed_sessions(server: Any) -> None:
     server.mediad_ping_tasks = pings  # for tests
 
 
-class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
+class _EngineServer(engineio.AsyncServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._async = {
+        self._async: dict[str, Any] = {
             **self._async,
             "websocket": _CheckedWebSocket,
             "translate_request": _translate_request,
@@ -253,7 +253,7 @@ class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
         """A polling POST is read and checked whole first: the session of one that is not
         Engine.IO text is closed, and the request answered 400 at once."""
         request = args[0] if args else None
-        if getattr(request, "method", None) == "POST":
+        if request is not None and getattr(request, "method", None) == "POST":
             raw = await request.read()  # bounded by the app's client_max_size
             try:
                 problem = engineio_problem(bytes(raw).decode("utf-8"))
@@ -271,7 +271,7 @@ class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
         return await super().handle_request(*args, **kwargs)
 
 
-class Server(socketio.AsyncServer):  # type: ignore[misc]
+class Server(socketio.AsyncServer):
     """``socketio.AsyncServer`` for aiohttp with mediad's checks (see the module)."""
 
     def __init__(self, **kwargs: Any) -> None:

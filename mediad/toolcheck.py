@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -132,7 +133,7 @@ def _result(name: str, path: str | None, configured: str | None, hint: str) -> F
     return Found(name, True, None, f"{where}: {hint}")
 
 
-def _service_lookup(name: str, lookup, note: str = "") -> Found:  # type: ignore[no-untyped-def]
+def _service_lookup(name: str, lookup: Callable[[], str], note: str = "") -> Found:
     try:
         return Found(name, True, lookup(), note)
     except ServiceError as exc:

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode
 import orjson
 import yaml
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from mediad import connections, hosts, inputs, zipstream
 from mediad.auth import FileLinks, public
@@ -129,7 +130,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, "internal_error", "an internal error occurred (logged)")
 
 
-def auth_middleware(tokens: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def auth_middleware(tokens: tuple[str, ...]) -> Middleware:
     from mediad.auth import bearer_token, matches_any
 
     @web.middleware

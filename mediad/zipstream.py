@@ -13,8 +13,12 @@ import os
 import threading
 import zipfile
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 CHUNK = 256 * 1024
 
@@ -37,12 +41,13 @@ class _QueueWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        self._buffer += data
+    def write(self, data: ReadableBuffer, /) -> int:
+        view = memoryview(data)  # zipfile writes bytes; any buffer has its size in nbytes
+        self._buffer += view
         if len(self._buffer) >= CHUNK:
             self._send(bytes(self._buffer))
             self._buffer.clear()
-        return len(data)
+        return view.nbytes
 
     def flush(self) -> None:
         if self._buffer:

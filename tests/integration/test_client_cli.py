@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from mediad import client_cli
+from mediad.client_cli import following as client_following
 from mediad.daemons import free_port
 from mediad.service import Service
 from tests.support.cli import ROOT, clean_env, mediad
@@ -326,7 +327,7 @@ async def test_a_job_deleted_while_followed_is_noticed_without_an_event(
     idle_service: Service, media_server: MediaServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A delete sends no event: with nothing heard for IDLE_CHECK_S, `get` asks over REST."""
-    monkeypatch.setattr(client_cli, "IDLE_CHECK_S", 0.2)
+    monkeypatch.setattr(client_following, "IDLE_CHECK_S", 0.2)
     api = Api(idle_service.base_url)
     client = client_cli.Client(idle_service.base_url, None)
     subscribed = asyncio.Event()
