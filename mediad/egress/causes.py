@@ -114,8 +114,10 @@ def not_connected(
         cause = "timeout"
         reason = f"connection to {where} timed out (no answer within {timeout_s:g} s)"
     elif isinstance(exc, ssl.SSLError):
-        detail = getattr(exc, "verify_message", None) or exc.reason or str(exc)
-        cause, reason = "tls", f"TLS with {where} failed: {exc.reason or 'error'} ({detail})"
+        detail = exc.reason or str(exc)
+        if getattr(exc, "verify_message", None):  # a certificate: say what is wrong with it
+            detail += f" ({exc.verify_message})"  # type: ignore[attr-defined]
+        cause, reason = "tls", f"TLS with {where} failed: {detail}"
     elif isinstance(exc, ConnectionRefusedError):
         cause, reason = "refused", f"connection to {where} refused"
     elif isinstance(exc, OSError) and exc.errno in _UNREACHABLE:
