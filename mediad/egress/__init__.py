@@ -21,7 +21,7 @@ recorded in :attr:`EgressProxy.failures` with a reason a person can act on.
 
 The parts: :mod:`~mediad.egress.proxy` (the server, checks and connects),
 :mod:`~mediad.egress.relay` (two linked protocols per connection, with flow control),
-:mod:`~mediad.egress.http` (pure: request heads, error answers),
+:mod:`~mediad.egress.protocol` (pure: request heads, error answers),
 :mod:`~mediad.egress.causes` (pure: what is recorded, and the verdict) and
 :mod:`~mediad.egress.environment` (a tool's environment)."""
 

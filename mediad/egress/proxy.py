@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from mediad.egress import causes
 from mediad.egress.causes import Blocked, UpstreamFailure, Verdict
-from mediad.egress.http import (
+from mediad.egress.protocol import (
     ESTABLISHED,
     Refusal,
     Request,

@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING, cast
 
 from mediad.egress import causes
-from mediad.egress.http import (
+from mediad.egress.protocol import (
     HEADER_LIMIT_BYTES,
     Target,
     close_response_head,
