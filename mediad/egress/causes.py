@@ -115,8 +115,9 @@ def not_connected(
         reason = f"connection to {where} timed out (no answer within {timeout_s:g} s)"
     elif isinstance(exc, ssl.SSLError):
         detail = exc.reason or str(exc)
-        if getattr(exc, "verify_message", None):  # a certificate: say what is wrong with it
-            detail += f" ({exc.verify_message})"  # type: ignore[attr-defined]
+        verify = getattr(exc, "verify_message", None)  # a certificate: what is wrong with it
+        if verify:
+            detail += f" ({verify})"
         cause, reason = "tls", f"TLS with {where} failed: {detail}"
     elif isinstance(exc, ConnectionRefusedError):
         cause, reason = "refused", f"connection to {where} refused"

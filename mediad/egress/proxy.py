@@ -154,8 +154,8 @@ class EgressProxy:
         )
 
     def record_failure(self, failure: UpstreamFailure) -> None:
-        self.failures.append(failure)
-        log.info("egress: %s", failure.reason, extra={"stage": "egress"})
+        self.failures.append(failure)  # the 502 it answers is logged (info) by the client pipe
+        log.debug("egress: %s", failure.reason, extra={"stage": "egress"})
 
     # -- the client connections ----------------------------------------------------------
 
