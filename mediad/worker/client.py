@@ -232,8 +232,10 @@ class Worker:
         import sys
 
         failed = sys.exception()
-        tool = failed if isinstance(failed, JobFailed) else None
-        verdict = self.egress.verdict(tool.error_code if tool else None, str(tool or ""))
+        if isinstance(failed, JobFailed):
+            verdict = self.egress.verdict(failed.error_code, failed.message)
+        else:
+            verdict = self.egress.verdict()  # the tool succeeded
         if verdict is not None:
             raise JobFailed(verdict.error_code, verdict.message)
 
