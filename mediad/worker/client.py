@@ -229,15 +229,20 @@ class Worker:
             await self._fail(ctx, "internal_error", f"mediad's {ctx.type} runner failed: {exc!r}")
 
     def _check_egress(self) -> None:
-        """A refused connection fails the job with the guard's reason, whatever the tool
-        made of it (a 403, a missing segment, a partial playlist)."""
-        if self.egress.blocked:
-            first = self.egress.blocked[0]
-            raise JobFailed(
-                "blocked_address",
-                f"refused a connection to {first.host}:{first.port}: {first.reason}"
-                " (network.allow_private / network.allow_hosts)",
-            )
+        """The egress guard's verdict fails the job with its cause: a refused connection
+        whatever the tool made of it (a 403, a missing segment, a partial playlist); and
+        when the tool failed (the JobFailed being handled, if any) a connection the guard
+        could not make (no such name, refused, timed out) over the tool's words for it
+        (a 502). See mediad.egress.causes."""
+        import sys
+
+        failed = sys.exception()
+        if isinstance(failed, JobFailed):
+            verdict = self.egress.verdict(failed.error_code, failed.message)
+        else:
+            verdict = self.egress.verdict()  # the tool succeeded
+        if verdict is not None:
+            raise JobFailed(verdict.error_code, verdict.message)
 
     async def _run_tool(self, ctx: JobContext) -> list[os.PathLike[str]]:
         if ctx.type == "ytdlp":

@@ -591,6 +591,41 @@ async def test_error_answers(
     assert answer.headers["x-mediad-egress"].startswith(reason)
     assert answer.headers["connection"] == "close"
     assert len(proxy.blocked) == (1 if status == 403 else 0)
+    # a 502 is a connection that could not be made, recorded with its cause
+    assert len(proxy.failures) == (1 if status == 502 else 0)
+
+
+@pytest.mark.parametrize("tool", ["curl", "aria2c", "ffmpeg", "yt-dlp"])
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_failed_connections_are_recorded_with_their_cause(
+    proxy: EgressProxy, tmp_path: Path, tool: str, scheme: str
+) -> None:
+    """Each tool only sees a 502 (or a failed CONNECT); the proxy keeps why."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    closed = sock.getsockname()[1]
+    sock.close()
+    cases = [
+        ("nowhere.test", "could not resolve nowhere.test (nowhere.test is not in the test table)"),
+        (f"127.0.0.1:{closed}", f"connection to 127.0.0.1:{closed} refused"),
+    ]
+    for authority, reason in cases:
+        proxy.clear()
+        url = f"{scheme}://{authority}/x.mp4"
+        command: list[str | Path] = {
+            "curl": ["curl", "-sS", "--fail", "-x", proxy.url, "-o", tmp_path / "c", url],
+            "aria2c": [*ARIA2, f"--all-proxy={proxy.url}", "-d", tmp_path, url],
+            "ffmpeg": [*FFMPEG, "-http_proxy", proxy.url, "-protocol_whitelist", "http,https,tcp,tls,crypto,httpproxy", "-i", url, "-f", "null", "-"],
+            "yt-dlp": [*ytdlp(proxy, tmp_path), url],
+        }[tool]  # fmt: skip
+        ran = await run(*command)
+        assert ran.returncode != 0, ran.output
+        # what the tool itself could tell: a 502 (ffmpeg "5XX"; aria2c over CONNECT
+        # "Proxy connection failed."), never the cause
+        assert any(words in ran.output for words in ("502", "5XX", "Proxy connection failed"))
+        assert reason not in ran.output
+        assert proxy.failures and {f.reason for f in proxy.failures} == {reason}
+        assert proxy.blocked == []
 
 
 async def test_scheme_refusal_is_recorded(proxy: EgressProxy) -> None:
