@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -91,7 +92,7 @@ class Dispatcher:
 
         for a in self.roster:
             if a.counts_events:
-                await self.stop_attempt(a, "abort", then=lambda a=a: requeue(a))
+                await self.stop_attempt(a, "abort", then=functools.partial(requeue, a))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_s
         while len(self.roster) and loop.time() < deadline:
@@ -167,7 +168,7 @@ class Dispatcher:
                     self.spawn(quietly(), "reconcile-after-outage")
 
     async def _take_one(self, reconcile: Callable[[], Awaitable[object]]) -> None:
-        job_id = await self.queue.take(timeout_s=1.0)
+        job_id = await self.queue.take(timeout_s=1)
         if job_id is None:
             if not await self.queue.marked():  # Redis restarted empty
                 await reconcile()

@@ -37,7 +37,9 @@ def schema_files(directory: Path | None = None) -> list[tuple[str, Path]]:
     return files
 
 
-async def apply(conn: asyncpg.Connection, directory: Path | None = None) -> list[str]:
+async def apply(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, directory: Path | None = None
+) -> list[str]:
     """Apply the pending migrations; returns the names applied."""
     applied_now: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)

@@ -110,8 +110,8 @@ def _classify(address: IPAddress) -> str | None:
             if address in network:
                 return f"{kind} address {address}"
         return None
-    for network, kind in _V6_RANGES:
-        if address in network:
+    for network6, kind in _V6_RANGES:
+        if address in network6:
             return f"{kind} address {address}"
     for form, inner in _embedded_ipv4(address):
         reason = _classify(inner)

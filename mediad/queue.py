@@ -54,12 +54,13 @@ class Queue:
         with _translated():
             await self._redis.lpush(self.queue_key, job_id)
 
-    async def take(self, timeout_s: float) -> str | None:
+    async def take(self, timeout_s: int) -> str | None:
         """Move the oldest id to the processing list and return it (None on timeout)."""
         with _translated():
-            return await self._redis.blmove(
+            taken = await self._redis.blmove(
                 self.queue_key, self.processing_key, timeout_s, "RIGHT", "LEFT"
             )
+        return None if taken is None else str(taken)
 
     async def done(self, job_id: str) -> None:
         """Remove one occurrence of the id from the processing list."""
@@ -96,11 +97,11 @@ class Queue:
 
     async def waiting(self) -> list[str]:
         with _translated():
-            return list(await self._redis.lrange(self.queue_key, 0, -1))
+            return [str(i) for i in await self._redis.lrange(self.queue_key, 0, -1)]
 
     async def processing(self) -> list[str]:
         with _translated():
-            return list(await self._redis.lrange(self.processing_key, 0, -1))
+            return [str(i) for i in await self._redis.lrange(self.processing_key, 0, -1)]
 
     async def restore(self, stranded: Iterable[str], missing: Iterable[str]) -> None:
         """Reconcile: stranded processing entries go back to the front, missing ids to the back.

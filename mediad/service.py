@@ -99,7 +99,10 @@ class Service:
         sio.register_namespace(hub.WorkerNamespace(self.dispatcher, self.tokens))
         sio.register_namespace(hub.JobsNamespace(c, store, self.dispatcher))
         controller = Controller(c, store, queue, self.dispatcher, publisher)
-        checks = {"aria2": self._aria2_check, "twmd": self._twmd_check}
+        checks: dict[str, webapp.HealthCheck] = {
+            "aria2": self._aria2_check,
+            "twmd": self._twmd_check,
+        }
         parts = webapp.Parts(store, queue, self.dispatcher, controller, checks)
         app = webapp.create_app(c, parts)
         sio.attach(app)

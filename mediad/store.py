@@ -109,7 +109,7 @@ class Store:
             await asyncio.wait_for(self._pool.close(), 10)
 
     @contextlib.asynccontextmanager
-    async def _conn(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _conn(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy[asyncpg.Record]]:
         with _translated():
             async with self._pool.acquire() as conn:
                 try:

@@ -431,10 +431,11 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     app = request.app
-    checks: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
+    extra: dict[str, HealthCheck] = app[HEALTH_CHECKS]
+    checks: dict[str, HealthCheck] = {
         "postgres": lambda: _ping(app[STORE].ping()),
         "redis": lambda: _ping(app[QUEUE].ping()),
-        **app[HEALTH_CHECKS],
+        **extra,
         "workers": lambda: _workers(app[DISPATCHER]),
     }
     names = list(checks)

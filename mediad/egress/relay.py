@@ -163,7 +163,9 @@ class OriginPipe(Pipe):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.relay.connected(self)
+        relay = self.relay
+        if relay is not None:  # always: set in __init__
+            relay.connected(self)
 
     def data_received(self, data: bytes) -> None:
         if self._head is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from mediad.worker.progress import RUNNING_MAX, Progress, as_count_str, parse_size, percent
 
@@ -95,11 +96,12 @@ class Aria2Status:
     files: list[str] = field(default_factory=list)
 
 
-def parse_status(raw: dict) -> Aria2Status:
+def parse_status(raw: dict[str, Any]) -> Aria2Status:
     """Read a ``tellStatus`` answer, whose values are all strings. Never raises."""
     if not isinstance(raw, dict):
         raw = {}
-    status = raw.get("status") if isinstance(raw.get("status"), str) else ""
+    given = raw.get("status")
+    status = given if isinstance(given, str) else ""
     failed = status in ("error", "removed")
     code = _text(raw.get("errorCode"))
     return Aria2Status(
@@ -111,7 +113,7 @@ def parse_status(raw: dict) -> Aria2Status:
     )
 
 
-def _status_progress(raw: dict, status: str) -> Progress:
+def _status_progress(raw: dict[str, Any], status: str) -> Progress:
     total = as_count_str(raw.get("totalLength")) or None  # "0": not known yet
     done = as_count_str(raw.get("completedLength"))
     # After a pause aria2 keeps reporting the last speed: only an active download moves.

@@ -127,7 +127,7 @@ class FfmpegLog:
             return None
         detail = self._first_segment_failure or "a segment could not be downloaded"
         code = _match(detail)
-        if code in (None, "unsupported_url"):
+        if code is None or code == "unsupported_url":
             code = "http_error"
         count = len(self.failed_segments)
         return code, _clip(f"{count} segment(s) of the stream could not be downloaded: {detail}")

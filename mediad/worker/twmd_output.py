@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # Line kinds.
@@ -129,7 +130,7 @@ class TwmdOutput:
         return line
 
 
-_FATAL = {
+_FATAL: dict[str, Callable[[str], Failure]] = {
     RATE_LIMITED: lambda body: Failure(
         "rate_limited",
         "Twitter/X rate-limited the scraper (HTTP 429)" + (f": {body}" if body else ""),

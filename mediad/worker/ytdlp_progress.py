@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -229,7 +230,8 @@ class YtdlpParser:
         if line.startswith("[download] "):
             return self._on_download(line[11:].strip())
         if line.startswith("[info] "):
-            return self._on_info(line)
+            self._on_info(line)
+            return None
         return self._on_other(line)
 
     # -- JSON lines -----------------------------------------------------------------
@@ -337,7 +339,7 @@ def _load_json(text: str) -> object:
         return None
 
 
-def _sample_from_json(data: dict) -> _Sample:
+def _sample_from_json(data: dict[str, Any]) -> _Sample:
     # total_bytes_estimate stands in for an absent total; a total of 0 means unknown.
     total = _count(data, "total_bytes") or _count(data, "total_bytes_estimate")
     return _Sample(
@@ -350,7 +352,7 @@ def _sample_from_json(data: dict) -> _Sample:
     )
 
 
-def _count(data: dict, key: str) -> int | None:
+def _count(data: dict[str, Any], key: str) -> int | None:
     return as_count(data.get(key))
 
 
