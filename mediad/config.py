@@ -10,8 +10,11 @@ the key, which the CLI prints as one line.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import ipaddress
 import os
+import re
+import socket
 import types
 import typing
 from collections.abc import Mapping
@@ -45,6 +48,10 @@ class ServerConfig:
     body_timeout_s: float = 30.0
     max_connections_per_client: int = 256  # 0: no cap (behind a reverse proxy, say)
     max_connections: int = 0
+    # This instance's name among several sharing one PostgreSQL and Redis: it owns the
+    # jobs it runs. "" → the host name and a digest of the state directory (stable across
+    # restarts, distinct for two instances on one machine).
+    instance_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,9 @@ class QueueConfig:
     watchdog_s: float = 60.0
     retry_backoff_s: float = 2.0
     reconcile_interval_s: float = 30.0
+    # A concurrency slot and an instance's liveness are leases in Redis, renewed every
+    # third of this; those of an instance that died come back after it.
+    lease_s: float = 15.0
     max_queued: int = 10_000  # new jobs are refused while this many wait
 
 
@@ -120,6 +130,8 @@ class NetworkConfig:
 class LoggingConfig:
     level: str = "info"
     format: str = "json"
+    # Error reports to Sentry or a compatible collector (needs the `sentry` extra).
+    sentry_dsn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +157,15 @@ class Config:
         return Path(self.storage.data_dir)
 
     @property
+    def instance_id(self) -> str:
+        """``server.instance_id``, or the host name and a digest of the state directory."""
+        if self.server.instance_id:
+            return self.server.instance_id
+        digest = hashlib.sha256(str(self.state_path.resolve()).encode()).hexdigest()[:8]
+        host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:40] or "host"
+        return f"{host}-{digest}"
+
+    @property
     def tmp_path(self) -> Path:
         return Path(self.storage.tmp_dir)
 
@@ -163,9 +184,11 @@ NAMED_ENV = {
     "TWMD_PATH": ("tools", "twmd"),
     "TWITTER_COOKIES_PATH": ("twitter", "cookies_path"),
     "TWITTER_PROXY": ("twitter", "proxy"),
+    "SENTRY_DSN": ("logging", "sentry_dsn"),
 }
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9._:@-]{1,64}")
 
 
 def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -344,6 +367,7 @@ _RANGES: tuple[tuple[str, float | str, float], ...] = (
     ("queue.watchdog_s", 1, 86400),
     ("queue.retry_backoff_s", 0, 3600),
     ("queue.reconcile_interval_s", 1, 86400),
+    ("queue.lease_s", 1, 3600),
     ("progress.throttle_ms", 10, 60_000),
     ("progress.worker_hz", 0.1, 100),
     ("workers.heartbeat_s", 0.1, 3600),
@@ -406,6 +430,8 @@ def _validate_names(c: Config) -> None:
         NetPolicy(c.network.allow_private, c.network.allow_hosts)
     except ValueError as exc:
         raise ConfigError("network.allow_hosts", str(exc)) from None
+    if c.server.instance_id and not _INSTANCE_ID.fullmatch(c.server.instance_id):
+        raise ConfigError("server.instance_id", "must be 1 to 64 of A-Z a-z 0-9 . _ : @ -")
     if not c.redis.prefix or any(ch.isspace() for ch in c.redis.prefix):
         raise ConfigError("redis.prefix", "must be a non-empty string without spaces")
     for key, schemes in _URL_SCHEMES:
