@@ -64,6 +64,8 @@ class Attempt:
     stop_action: str | None = None
     after_stop: Callable[[], Awaitable[None]] | None = None
     last_activity: float = field(default_factory=time.monotonic)
+    # The cluster-wide slot (leases.py) this attempt holds, if slots are leased.
+    slot: str | None = None
     # Earlier attempts lost to mediad's own faults, and to failures of the job's own
     # (states.counted): each kind has its own budget.
     interruptions: int = 0

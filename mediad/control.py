@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from mediad import states
+from mediad.cluster import ControlBus
 from mediad.config import Config
 from mediad.dispatcher import Dispatcher
 from mediad.errors import Conflict, NotFound, QueueUnavailable
@@ -33,12 +34,15 @@ class Controller:
         queue: Queue,
         dispatcher: Dispatcher,
         publisher: Publisher,
+        bus: ControlBus | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.queue = queue
         self.dispatcher = dispatcher
         self.publisher = publisher
+        # Several instances: the actions on jobs another instance runs go to it.
+        self.bus = bus
 
     async def create(self, url: str, job_type: JobType, options: dict[str, Any]) -> Job:
         """A new job: its row first (the truth), then its id in the Redis list."""
@@ -95,13 +99,8 @@ class Controller:
     async def _consequences(self, job: Job, previous: Status, action: str) -> None:
         job_id = str(job.id)
         if previous is Status.RUNNING:
-
-            async def remove_all() -> None:
-                await self._remove_files(job.id, data=True)
-
-            then = remove_all if action == "cancel" else None
-            if not await self.dispatcher.stop_job(job_id, action, then) and then is not None:
-                await then()  # the attempt ended meanwhile: drop whatever it left
+            if not await self._tell_owner(job, action):
+                await self.stop_tool(job_id, action)
         elif previous is Status.QUEUED:
             await self._unqueue(job.id)
         if action == "cancel" and previous is not Status.RUNNING:
@@ -112,10 +111,37 @@ class Controller:
             except QueueUnavailable:
                 pass  # queued in PostgreSQL: the reconciler pushes it when Redis is back
 
+    async def stop_tool(self, job_id: str, action: str) -> bool:
+        """Stop this instance's attempt of the job (cancel, pause), or finish its
+        recording (stop); a cancel's files go once the tool is gone. Also what another
+        instance asks of this one (cluster.py). False when the attempt is not here."""
+        if action == "stop":
+            return await self.dispatcher.finish_recording(job_id)
+
+        async def remove_all() -> None:
+            await self._remove_files(UUID(job_id), data=True)
+
+        then = remove_all if action == "cancel" else None
+        if await self.dispatcher.stop_job(job_id, action, then):
+            return True
+        if then is not None:
+            await then()  # the attempt ended meanwhile: drop whatever it left
+        return False
+
+    async def _tell_owner(self, job: Job, action: str) -> bool:
+        """The job runs on another instance: ask it (True when it listens)."""
+        owner = job.instance_id
+        if self.bus is None or owner is None or owner == self.dispatcher.instance_id:
+            return False
+        return await self.bus.tell(owner, str(job.id), action)
+
     async def _stop_recording(self, job: Job) -> Job:
         """Finish a running ffmpeg job now, keeping what was recorded (live streams)."""
         recording = job.type is JobType.FFMPEG and job.status is Status.RUNNING
-        if not recording or not await self.dispatcher.finish_recording(str(job.id)):
+        job_id = str(job.id)
+        if not recording or not (
+            await self.dispatcher.finish_recording(job_id) or await self._tell_owner(job, "stop")
+        ):
             raise Conflict(
                 "stop finishes a running ffmpeg recording; use cancel or pause otherwise",
                 code="invalid_transition",

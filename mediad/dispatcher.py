@@ -22,8 +22,10 @@ from uuid import UUID
 
 from mediad import results, states, wire
 from mediad.attempts import Attempt, Phase, Roster
+from mediad.backoff import Backoff
 from mediad.config import Config
 from mediad.errors import InvalidEvent, QueueUnavailable, StoreUnavailable
+from mediad.leases import Leases
 from mediad.models import Job, Status
 from mediad.outcomes import Outcomes
 from mediad.ports import Publisher, WorkerChannel
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 # How long a worker gets to confirm that it stopped a tool before the slot is freed anyway.
 STOP_TIMEOUT_S = 30
+# How often a dispatcher whose cluster has no free slot looks again.
+SLOT_POLL_S = 0.25
 Then = Callable[[], Awaitable[None]]
 
 
@@ -50,8 +54,13 @@ class Dispatcher:
         queue: Queue,
         channel: WorkerChannel,
         publisher: Publisher,
+        leases: Leases | None = None,
     ) -> None:
         self.config = config
+        self.instance_id = config.instance_id
+        # Cluster-wide slots (leases.py); without them the limit is this process's own.
+        self.leases = leases
+        self._slot: str | None = None  # a slot held for the next job taken
         self.store = store
         self.queue = queue
         self.channel = channel
@@ -65,6 +74,7 @@ class Dispatcher:
         self.outcomes = Outcomes(
             config, store, queue, publisher, self.roster,
             changed=self.changed, spawn=self.spawn, stopping=lambda: self._stopping,
+            leases=leases,
         )  # fmt: skip
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -109,6 +119,10 @@ class Dispatcher:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.leases is not None:
+            with contextlib.suppress(QueueUnavailable):
+                await self.leases.leave(self.held_slots())
+            self._slot = None
 
     def spawn(self, coro: Awaitable[None], name: str) -> None:
         task = asyncio.ensure_future(coro)
@@ -148,7 +162,7 @@ class Dispatcher:
             with contextlib.suppress(QueueUnavailable, StoreUnavailable):
                 await reconcile()
 
-        outage = 0.0
+        outage = Backoff(0.5, 2.0, 5.0)  # its attempts: Redis or PostgreSQL is down
         while not self._stopping:
             while not self._has_capacity():
                 self.changed.clear()
@@ -156,16 +170,39 @@ class Dispatcher:
                 if self._stopping:
                     return
             try:
+                if not await self._hold_slot():
+                    await self._wait_for_slot()
+                    continue
                 await self._take_one(reconcile)
-                outage = 0.0
+                outage.reset()
             except (QueueUnavailable, StoreUnavailable) as exc:
-                if not outage:
+                if not outage.attempts:
                     log.warning("dispatching paused: %s", exc)
-                outage = min(5.0, (outage or 0.25) * 2)
-                await asyncio.sleep(outage)
+                await asyncio.sleep(outage.next())
                 if isinstance(exc, QueueUnavailable):
                     # A Redis that comes back may have lost its lists.
                     self.spawn(quietly(), "reconcile-after-outage")
+
+    async def _hold_slot(self) -> bool:
+        """Hold one of the cluster's ``queue.concurrency`` slots for the next job."""
+        if self.leases is None or self._slot is not None:
+            return True
+        slot = self.leases.new_slot()
+        if not await self.leases.acquire(slot, self.config.queue.concurrency):
+            return False
+        self._slot = slot
+        return True
+
+    async def _wait_for_slot(self) -> None:
+        """Every slot is taken elsewhere: look again soon, or when something here ends."""
+        self.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.changed.wait(), SLOT_POLL_S)
+
+    def held_slots(self) -> list[str]:
+        """The slots this instance holds: its attempts' and the one waiting for a job."""
+        slots = [a.slot for a in self.roster if a.slot is not None]
+        return slots if self._slot is None else [*slots, self._slot]
 
     async def _take_one(self, reconcile: Callable[[], Awaitable[object]]) -> None:
         job_id = await self.queue.take(timeout_s=1)
@@ -200,7 +237,7 @@ class Dispatcher:
         if worker is None:
             await self.queue.give_back(job_id)
             return
-        job = await self.store.mark_running(uuid, worker.worker_id)
+        job = await self.store.mark_running(uuid, worker.worker_id, self.instance_id)
         if job is None:  # cancelled, paused, finished or a duplicate entry meanwhile
             await self.queue.done(job_id)
             return
@@ -211,7 +248,9 @@ class Dispatcher:
             worker.worker_id,
             interruptions=_count(job.meta, states.INTERRUPTIONS_KEY),
             failures=_count(job.meta, states.FAILURES_KEY),
+            slot=self._slot,
         )
+        self._slot = None  # the attempt holds it now
         self.roster.add(a)
         if not self.roster.bind(a):  # it left while we wrote the row
             await self.outcomes.lost(a, "worker_crashed", "the worker left before the job started")

@@ -7,6 +7,7 @@ without one, python-socketio would let anyone in. ``/jobs`` lets clients follow 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any
@@ -14,7 +15,7 @@ from uuid import UUID
 
 import socketio
 
-from mediad import auth, sockets, wire
+from mediad import auth, probe, sockets, wire
 from mediad.config import Config
 from mediad.dispatcher import Dispatcher
 from mediad.errors import InvalidEvent, StoreUnavailable
@@ -37,9 +38,15 @@ def job_room(job_id: str) -> str:
 
 def create_server(config: Config) -> socketio.AsyncServer:
     origins: list[str] | None = list(config.server.cors_origins) or None
+    # Several instances on one Redis: /jobs events go through Redis to every instance's
+    # clients. The embedded Redis is this instance's own: events stay in the process.
+    manager = None
+    if config.redis.url:
+        manager = sockets.ClusterEvents(config.redis.url, f"{config.redis.prefix}socketio")
     # sockets.Server: bad client input closes the connection with one log line; orjson
     # only (no stdlib fallback to recurse or choke on huge numbers).
     return sockets.Server(
+        client_manager=manager,
         async_mode="aiohttp",
         cors_allowed_origins=origins,  # None: same origin only
         max_http_buffer_size=MAX_MESSAGE_BYTES,
@@ -52,11 +59,16 @@ class WorkerChannel:
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self.sio = sio
 
+    # Workers are this instance's own: their messages never go through Redis.
     async def start(self, sid: str, message: wire.JobStart) -> None:
-        await self.sio.emit(wire.JOB_START, message.encode(), to=sid, namespace=WORKERS)
+        await self.sio.emit(
+            wire.JOB_START, message.encode(), to=sid, namespace=WORKERS, ignore_queue=True
+        )
 
     async def control(self, sid: str, message: wire.JobControl) -> None:
-        await self.sio.emit(wire.JOB_CONTROL, message.encode(), to=sid, namespace=WORKERS)
+        await self.sio.emit(
+            wire.JOB_CONTROL, message.encode(), to=sid, namespace=WORKERS, ignore_queue=True
+        )
 
 
 class Publisher:
@@ -114,6 +126,14 @@ class WorkerNamespace(socketio.AsyncNamespace):
             log.warning("refused a worker connection: bad or missing token")
             raise socketio.exceptions.ConnectionRefusedError("invalid worker token")
         assert isinstance(worker_id, str)
+        c = self.dispatcher.config
+        nonce = auth_data.get("probe") if isinstance(auth_data, dict) else None
+        unshared = await asyncio.to_thread(
+            probe.unshared, c.data_path, c.tmp_path, worker_id, nonce
+        )
+        if unshared is not None:
+            log.warning("refused worker %s: %s", worker_id, unshared)
+            raise socketio.exceptions.ConnectionRefusedError(unshared)
         if self.dispatcher.has_worker(worker_id):
             raise socketio.exceptions.ConnectionRefusedError("worker id already connected")
         self.dispatcher.worker_connected(sid, worker_id)

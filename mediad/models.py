@@ -64,6 +64,8 @@ class Job:
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # The instance that runs (or last ran) the job's attempt.
+    instance_id: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
@@ -96,6 +98,7 @@ class Job:
             "updatedAt": _iso(self.updated_at),
             "startedAt": _iso(self.started_at),
             "finishedAt": _iso(self.finished_at),
+            "instanceId": self.instance_id,
         }
 
 

@@ -17,8 +17,10 @@ from uuid import UUID
 
 from mediad import results, states, wire
 from mediad.attempts import Attempt, Phase, Roster
+from mediad.backoff import Backoff
 from mediad.config import Config
 from mediad.errors import QueueUnavailable, StoreUnavailable
+from mediad.leases import Leases
 from mediad.ports import Publisher
 from mediad.queue import Queue
 from mediad.store import ProgressRow, Store
@@ -40,6 +42,7 @@ class Outcomes:
         changed: asyncio.Event,
         spawn: Spawn,
         stopping: Callable[[], bool],
+        leases: Leases | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -49,6 +52,7 @@ class Outcomes:
         self._changed = changed
         self._spawn = spawn
         self._stopping = stopping
+        self.leases = leases
 
     async def settle(self, a: Attempt, outcome: Awaitable[None]) -> None:
         """Record an attempt's outcome; whatever goes wrong, the job is not left running
@@ -179,8 +183,10 @@ class Outcomes:
         self._changed.set()
         try:
             await self.queue.done(a.job_id)
+            if a.slot is not None and self.leases is not None:
+                await self.leases.release(a.slot)
         except QueueUnavailable:
-            pass  # the reconciler clears stranded processing entries
+            pass  # the reconciler clears stranded entries; a slot's lease runs out
 
     async def stopped(self, a: Attempt) -> None:
         """The attempt's tool is gone (confirmed, its worker left, or the stop timed out):
@@ -194,13 +200,13 @@ class Outcomes:
 
     async def write_terminal(self, write: Callable[[], Awaitable[T]]) -> T:
         """Retry a write that must land (a terminal state) while PostgreSQL is down."""
-        delay = 0.2
+        backoff = Backoff(0.2, 2.0, 5.0)
         while True:
             try:
                 return await write()
             except StoreUnavailable as exc:
                 if self._stopping():
                     raise
+                delay = backoff.next()
                 log.warning("retrying a terminal write in %.1fs: %s", delay, exc)
                 await asyncio.sleep(delay)
-                delay = min(5.0, delay * 2)

@@ -1,8 +1,9 @@
-"""Redis reliable list: ids wait in ``queue`` and sit in ``processing`` while they run.
+"""Redis reliable list: ids wait in ``queue`` and sit in ``processing:{instance}`` while
+that instance runs them.
 
 New ids go in on the left and are taken from the right (FIFO) with ``BLMOVE`` into the
-processing list, so an id is never only in memory: a crash leaves it in one of the two
-lists, and the reconciler puts it back. redis-py errors become ``QueueUnavailable``.
+instance's processing list, so an id is never only in memory: a crash leaves it in one
+of the lists, and a reconciler puts it back. redis-py errors become ``QueueUnavailable``.
 """
 
 from __future__ import annotations
@@ -25,14 +26,24 @@ def _translated() -> Iterator[None]:
 
 
 class Queue:
-    def __init__(self, client: aioredis.Redis, prefix: str = "mediad:") -> None:
+    def __init__(
+        self, client: aioredis.Redis, prefix: str = "mediad:", instance_id: str = "local"
+    ) -> None:
         self._redis = client
+        self.prefix = prefix
         self.queue_key = f"{prefix}queue"
-        self.processing_key = f"{prefix}processing"
+        self.processing_key = self.processing_key_of(instance_id)
         self.mark_key = f"{prefix}reconciled"
 
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self._redis
+
+    def processing_key_of(self, instance_id: str) -> str:
+        return f"{self.prefix}processing:{instance_id}"
+
     @classmethod
-    def from_url(cls, url: str, prefix: str = "mediad:") -> Queue:
+    def from_url(cls, url: str, prefix: str = "mediad:", instance_id: str = "local") -> Queue:
         client = aioredis.Redis.from_url(
             url,
             decode_responses=True,
@@ -40,7 +51,7 @@ class Queue:
             health_check_interval=10,
             retry_on_timeout=False,
         )
-        return cls(client, prefix)
+        return cls(client, prefix, instance_id)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -102,6 +113,32 @@ class Queue:
     async def processing(self) -> list[str]:
         with _translated():
             return [str(i) for i in await self._redis.lrange(self.processing_key, 0, -1)]
+
+    async def lock_reconcile(self, hold_s: float = 10.0) -> bool:
+        """One reconciler at a time among the instances on this Redis (a Redis restarted
+        empty is rebuilt once); the lock lapses on its own."""
+        with _translated():
+            key = f"{self.prefix}reconcile-lock"
+            return bool(await self._redis.set(key, "1", nx=True, px=int(hold_s * 1000)))
+
+    async def unlock_reconcile(self) -> None:
+        with _translated():
+            await self._redis.delete(f"{self.prefix}reconcile-lock")
+
+    async def processing_elsewhere(self) -> set[str]:
+        """The ids in other instances' processing lists (they run, or are being taken)."""
+        found: set[str] = set()
+        with _translated():
+            async for key in self._redis.scan_iter(match=f"{self.prefix}processing:*"):
+                if key != self.processing_key:
+                    found.update(str(i) for i in await self._redis.lrange(key, 0, -1))
+        return found
+
+    async def forget_instance(self, instance_id: str) -> None:
+        """Drop the processing list of an instance that is gone (its jobs were requeued
+        from PostgreSQL)."""
+        with _translated():
+            await self._redis.delete(self.processing_key_of(instance_id))
 
     async def restore(self, stranded: Iterable[str], missing: Iterable[str]) -> None:
         """Reconcile: stranded processing entries go back to the front, missing ids to the back.

@@ -25,6 +25,7 @@ from mediad import web as webapp
 from mediad.aria2_rpc import Aria2Rpc
 from mediad.auth import WorkerTokens
 from mediad.backoff import restart_backoff
+from mediad.cluster import ControlBus
 from mediad.config import Config, local_url
 from mediad.control import Controller
 from mediad.daemons import (
@@ -37,6 +38,7 @@ from mediad.daemons import (
 )
 from mediad.dispatcher import Dispatcher
 from mediad.errors import MediadError, QueueUnavailable, ServiceError
+from mediad.leases import Leases
 from mediad.queue import Queue
 from mediad.store import Store
 from mediad.supervisor import Supervisor, worker_settings
@@ -91,27 +93,14 @@ class Service:
         dsn = c.database.url or await self._start_postgres()
         redis_url = c.redis.url or await self._start_redis()
         store, queue = await self._open_store(dsn), self._open_queue(redis_url)
-
-        sio = hub.create_server(c)
-        publisher = hub.Publisher(sio)
-        self.dispatcher = Dispatcher(c, store, queue, hub.WorkerChannel(sio), publisher)
-        self.upkeep = Upkeep(self.dispatcher)
-        sio.register_namespace(hub.WorkerNamespace(self.dispatcher, self.tokens))
-        sio.register_namespace(hub.JobsNamespace(c, store, self.dispatcher))
-        controller = Controller(c, store, queue, self.dispatcher, publisher)
-        checks: dict[str, webapp.HealthCheck] = {
-            "aria2": self._aria2_check,
-            "twmd": self._twmd_check,
-        }
-        parts = webapp.Parts(store, queue, self.dispatcher, controller, checks)
-        app = webapp.create_app(c, parts)
-        sio.attach(app)
+        app = self._build(store, queue)
 
         await self._start_aria2()
         await self._listen(app)
         # /health answers (503) while an unavailable Redis holds the rest of start-up.
         await self._wait_for_redis()
 
+        assert self.upkeep is not None and self.dispatcher is not None
         await self.upkeep.reconcile(startup=True)
         self._stack.push_async_callback(self.upkeep.stop)
         for task in self.upkeep.start():
@@ -126,6 +115,33 @@ class Service:
         # Runs before the workers are stopped: their goodbyes are not crashes.
         self._stack.callback(self.dispatcher.begin_drain)
 
+    def _build(self, store: Store, queue: Queue) -> web.Application:
+        """The engine and the app around it: dispatcher and its upkeep, control, the
+        Socket.IO namespaces and the routes. With a Redis of its own (the embedded one)
+        the instance is alone; on a shared one it is one of several (cluster.py)."""
+        c = self.config
+        sio = hub.create_server(c)
+        publisher = hub.Publisher(sio)
+        leases = Leases(queue.redis, c.redis.prefix, c.instance_id, c.queue.lease_s)
+        self.dispatcher = Dispatcher(
+            c, store, queue, hub.WorkerChannel(sio), publisher, leases=leases
+        )
+        self.upkeep = Upkeep(self.dispatcher)
+        sio.register_namespace(hub.WorkerNamespace(self.dispatcher, self.tokens))
+        sio.register_namespace(hub.JobsNamespace(c, store, self.dispatcher))
+        bus = ControlBus(queue.redis, c.redis.prefix, c.instance_id) if c.redis.url else None
+        controller = Controller(c, store, queue, self.dispatcher, publisher, bus)
+        if bus is not None:
+            self._watch(bus.listen(controller.stop_tool), "control-bus")
+        checks: dict[str, webapp.HealthCheck] = {
+            "aria2": self._aria2_check,
+            "twmd": self._twmd_check,
+        }
+        parts = webapp.Parts(store, queue, self.dispatcher, controller, checks)
+        app = webapp.create_app(c, parts)
+        sio.attach(app)
+        return app
+
     async def _open_store(self, dsn: str) -> Store:
         c = self.config.database
         self.store = await Store.open(dsn, min_size=c.pool_min, max_size=c.pool_max)
@@ -136,7 +152,8 @@ class Service:
         return self.store
 
     def _open_queue(self, redis_url: str) -> Queue:
-        self.queue = Queue.from_url(redis_url, self.config.redis.prefix)
+        c = self.config
+        self.queue = Queue.from_url(redis_url, c.redis.prefix, c.instance_id)
         self._stack.push_async_callback(self.queue.close)
         return self.queue
 

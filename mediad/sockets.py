@@ -21,6 +21,7 @@ import itertools
 import json
 import logging
 import re
+import time
 from typing import Any
 
 import engineio
@@ -317,3 +318,38 @@ class Server(socketio.AsyncServer):
         self._closing.discard(eio_sid)
         self._binary_packet.pop(eio_sid, None)  # python-socketio keeps a partial one forever
         await super()._handle_eio_disconnect(eio_sid, reason)
+
+
+class ClusterEvents(socketio.AsyncRedisManager):
+    """python-socketio's Redis manager, quiet while Redis is down: an event that cannot be
+    published is dropped (clients resync over REST when they reconnect) with one warning
+    per outage instead of two error lines per event, and connections time out."""
+
+    connected: bool  # the base class's: whether its Redis client is set up
+
+    def __init__(self, url: str, channel: str) -> None:
+        super().__init__(
+            url,
+            channel=channel,
+            redis_options={"socket_connect_timeout": 2, "socket_timeout": 5},
+        )
+        self._down_until = 0.0
+
+    async def _publish(self, data: Any) -> Any:
+        now = time.monotonic()
+        if now < self._down_until:
+            return None
+        try:
+            if not self.connected:
+                self._redis_connect()
+            result = await self.redis.publish(self.channel, self.json.dumps(data))
+        except Exception as exc:  # redis-py's and the socket's: the event is dropped
+            self.connected = False
+            if not self._down_until:
+                log.warning("Socket.IO events reach only this instance's clients: %s", exc)
+            self._down_until = now + 1.0
+            return None
+        if self._down_until:
+            log.info("Socket.IO events reach every instance again")
+            self._down_until = 0.0
+        return result

@@ -175,17 +175,21 @@ class Store:
             rows = await conn.fetch(sql, *args)
         return [Job.from_row(r) for r in rows]
 
-    async def mark_running(self, job_id: UUID, worker_id: str) -> Job | None:
-        """queued → running for a new attempt; None when the job is no longer queued."""
+    async def mark_running(
+        self, job_id: UUID, worker_id: str, instance_id: str | None = None
+    ) -> Job | None:
+        """queued → running for a new attempt, owned by ``instance_id``; None when the job
+        is no longer queued."""
         async with self._conn() as conn:
             row = await conn.fetchrow(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, worker_id = $2,"
-                " stage = 'downloading', progress = NULL, speed = NULL, eta = NULL,"
-                " error_code = NULL, error_message = NULL,"
+                " instance_id = $3, stage = 'downloading', progress = NULL, speed = NULL,"
+                " eta = NULL, error_code = NULL, error_message = NULL,"
                 " started_at = now(), finished_at = NULL, updated_at = now()"
                 " WHERE id = $1 AND status = 'queued' RETURNING *",
                 job_id,
                 worker_id,
+                instance_id,
             )
         return Job.from_row(row) if row else None
 
@@ -304,18 +308,36 @@ class Store:
             )
         return Status(status) if status else None
 
-    async def requeue_orphans(self) -> list[UUID]:
-        """At start-up: every job still marked running belongs to a process that is gone."""
+    async def requeue_orphans(self, instance_id: str | None = None) -> list[UUID]:
+        """Jobs left running by an instance that is gone: at start-up its own (and those
+        of no instance, from before instances had names), later those of an instance
+        whose lease expired. Guarded by the owner: two instances requeue a job once."""
+        message = (
+            "the service stopped while the job was running"
+            if instance_id is None
+            else "the instance running the job stopped"
+        )
         async with self._conn() as conn:
             rows = await conn.fetch(
                 "UPDATE jobs SET status = 'queued', stage = 'queued', speed = NULL, eta = NULL,"
-                " worker_id = NULL, error_code = 'worker_lost',"
-                " error_message = 'the service stopped while the job was running',"
+                " worker_id = NULL, error_code = 'worker_lost', error_message = $2,"
                 " meta = meta || jsonb_build_object('interruptions',"
                 " COALESCE((meta->>'interruptions')::int, 0) + 1),"
-                " updated_at = now() WHERE status = 'running' RETURNING id"
+                " updated_at = now() WHERE status = 'running'"
+                " AND instance_id IS NOT DISTINCT FROM $1 RETURNING id",
+                instance_id,
+                message,
             )
         return [r["id"] for r in rows]
+
+    async def running_owners(self) -> dict[str, int]:
+        """Instance id → how many jobs it runs, by the rows."""
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT instance_id, count(*) AS n FROM jobs"
+                " WHERE status = 'running' AND instance_id IS NOT NULL GROUP BY instance_id"
+            )
+        return {r["instance_id"]: r["n"] for r in rows}
 
     async def queued_ids(self) -> list[UUID]:
         async with self._conn() as conn:

@@ -8,6 +8,9 @@ watchdog, each a loop started by :meth:`Upkeep.start` beside the dispatch loop.
   go back, ``queued`` rows missing from the list are pushed.
 * The **watchdog** stops an attempt that shows no movement and no CPU for
   ``queue.watchdog_s`` and fails or retries it as ``stalled``.
+* The **lease keeper** (with several instances on one Redis) renews this instance's
+  liveness and slots every third of ``queue.lease_s``, and requeues, exactly once, the
+  running jobs of an instance whose liveness lease has run out.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ class Upkeep:
         self.store = dispatcher.store
         self.queue = dispatcher.queue
         self.roster = dispatcher.roster
+        self.leases = dispatcher.leases
+        self.instance_id = dispatcher.instance_id
+        # Instances with running jobs but no live lease, and when we first saw that.
+        self._missing: dict[str, float] = {}
 
     def start(self) -> list[asyncio.Task[None]]:
         """Start the dispatch loop and the three duties; the caller watches them (one
@@ -42,6 +49,7 @@ class Upkeep:
             asyncio.create_task(self._flush_loop(), name="progress-flusher"),
             asyncio.create_task(self._reconcile_loop(), name="reconciler"),
             asyncio.create_task(self._watchdog_loop(), name="watchdog"),
+            *([asyncio.create_task(self._lease_loop(), name="leases")] if self.leases else []),
         ]
 
     async def stop(self) -> None:
@@ -86,14 +94,32 @@ class Upkeep:
     # -- reconciler
 
     async def reconcile(self, *, startup: bool = False) -> tuple[int, int]:
-        """Make Redis agree with PostgreSQL: (stranded ids requeued, missing ids pushed)."""
+        """Make Redis agree with PostgreSQL: (stranded ids requeued, missing ids pushed).
+        One instance at a time: another one's pass is waited for at start-up (this
+        instance's leftovers must be pushed) and skipped otherwise (it does the work)."""
         if startup:
-            orphans = await self.store.requeue_orphans()
-            if orphans:
-                log.info("requeued %d jobs left running by a previous process", len(orphans))
+            await self._start_afresh()
+        if not await self.queue.lock_reconcile():
+            if not startup:
+                return 0, 0
+            await self._wait_for_reconcile_lock()
+        try:
+            return await self._reconcile()
+        finally:
+            await self.queue.unlock_reconcile()
+
+    async def _wait_for_reconcile_lock(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while not await self.queue.lock_reconcile():
+            if loop.time() > deadline:
+                return  # a holder that died: its lock lapses; go ahead
+            await asyncio.sleep(0.1)
+
+    async def _reconcile(self) -> tuple[int, int]:
         queued = [str(i) for i in await self.store.queued_ids()]
         waiting = set(await self.queue.waiting())
-        busy = self.dispatcher.busy_ids()
+        busy = self.dispatcher.busy_ids() | await self.queue.processing_elsewhere()
         stranded = [i for i in await self.queue.processing() if i not in busy]
         stranded_set = set(stranded)
         missing = [
@@ -105,6 +131,19 @@ class Upkeep:
             self.dispatcher.changed.set()
         await self.queue.mark()
         return len(stranded), len(missing)
+
+    async def _start_afresh(self) -> None:
+        """At start-up: this instance's leftovers go back to the queue (and those of no
+        instance, from before instances had names); the slots it held before are free."""
+        orphans = [
+            *await self.store.requeue_orphans(self.instance_id),
+            *await self.store.requeue_orphans(None),
+        ]
+        if orphans:
+            log.info("requeued %d jobs left running by a previous process", len(orphans))
+        if self.leases is not None:
+            await self.leases.forget_earlier()
+            await self.leases.renew([])
 
     async def _reconcile_loop(self) -> None:
         while True:
@@ -132,3 +171,54 @@ class Upkeep:
 
             await self.dispatcher.stop_attempt(a, "abort", then=lost)
         return len(stalled)
+
+    # -- lease keeper
+
+    async def _lease_loop(self) -> None:
+        assert self.leases is not None
+        interval = self.config.queue.lease_s / 3
+        failing = False
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.leases.renew(self.dispatcher.held_slots())
+                await self.requeue_dead(time.monotonic())
+                failing = False
+            except (QueueUnavailable, StoreUnavailable) as exc:
+                if not failing:
+                    log.warning("could not renew this instance's leases: %s", exc)
+                failing = True
+
+    async def requeue_dead(self, now: float) -> int:
+        """Requeue the running jobs of instances whose liveness lease has run out for half
+        a lease in a row (a Redis restarted empty forgets every lease: live instances
+        announce themselves again within a third of one). Guarded in PostgreSQL by the
+        owner, so when two instances notice at once each job is requeued once."""
+        assert self.leases is not None
+        owners = await self.store.running_owners()
+        live = await self.leases.live_instances()
+        for gone in set(self._missing) - set(owners):
+            del self._missing[gone]
+        requeued = 0
+        for owner in owners:
+            if owner == self.instance_id or owner in live:
+                self._missing.pop(owner, None)
+                continue
+            first = self._missing.setdefault(owner, now)
+            if now - first >= self.config.queue.lease_s / 2:
+                requeued += await self._requeue_instance(owner)
+                del self._missing[owner]
+        return requeued
+
+    async def _requeue_instance(self, owner: str) -> int:
+        ids = await self.store.requeue_orphans(owner)
+        for job_id in ids:
+            await self.queue.push(str(job_id))
+        await self.queue.forget_instance(owner)
+        if ids:
+            log.warning(
+                "instance %s is gone: requeued its %d running jobs", owner, len(ids),
+                extra={"instanceId": owner},
+            )  # fmt: skip
+            self.dispatcher.changed.set()
+        return len(ids)

@@ -450,6 +450,7 @@ async def health(request: web.Request) -> web.Response:
         depth = None
     body = {
         "status": "ok" if healthy else "unavailable",
+        "instance": app[CONFIG].instance_id,
         "checks": report,
         "queue": {"depth": depth},
     }

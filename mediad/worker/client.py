@@ -17,8 +17,9 @@ from typing import Any
 
 import socketio
 
-from mediad import results, wire
+from mediad import probe, results, wire
 from mediad.aria2_rpc import Aria2Rpc
+from mediad.backoff import Backoff
 from mediad.egress import EgressProxy, tool_environment
 from mediad.errors import InvalidEvent
 from mediad.netpolicy import NetPolicy
@@ -55,6 +56,8 @@ class Worker:
         self.sio.on(wire.JOB_START, self._on_start, namespace=NS)
         self.sio.on(wire.JOB_CONTROL, self._on_control, namespace=NS)
         self.sio.on("disconnect", self._on_disconnect, namespace=NS)
+        self.sio.on("connect_error", self._on_connect_error, namespace=NS)
+        self._refused: str | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -73,32 +76,44 @@ class Worker:
                 await self.sio.disconnect()
         finally:
             await self.egress.stop()
+            s = self.settings
+            await asyncio.to_thread(probe.remove, s.data_dir, s.tmp_dir, s.worker_id)
         if self.rpc is not None:
             await self.rpc.close()
         return 0
 
     async def _connect(self, deadline_s: float = 60) -> bool:
+        """Connect, retrying with backoff while the server is not up; a refusal (a bad
+        token, storage not shared) is final."""
+        s = self.settings
         loop = asyncio.get_running_loop()
         deadline = loop.time() + deadline_s
-        delay = 0.1
+        backoff = Backoff(0.1, 2.0, 2.0)
+        nonce = await asyncio.to_thread(probe.write, s.data_dir, s.tmp_dir, s.worker_id)
+        auth = {"token": s.token, "workerId": s.worker_id, "probe": nonce}
         while not self._stop.is_set():
+            self._refused = None
             try:
                 await self.sio.connect(
-                    self.settings.server_url,
-                    namespaces=[NS],
-                    auth={"token": self.settings.token, "workerId": self.settings.worker_id},
-                    transports=["websocket"],
+                    s.server_url, namespaces=[NS], auth=auth, transports=["websocket"],
                     wait_timeout=10,
-                )
-                log.info("connected to %s", self.settings.server_url)
+                )  # fmt: skip
+                log.info("connected to %s", s.server_url)
                 return True
             except socketio.exceptions.ConnectionError as exc:
-                if loop.time() > deadline:
-                    log.error("could not connect to %s: %s", self.settings.server_url, exc)
+                if self._refused is not None:
+                    log.error("the server %s refused this worker: %s", s.server_url, self._refused)
                     return False
-                await asyncio.sleep(delay)
-                delay = min(2.0, delay * 2)
+                if loop.time() > deadline:
+                    log.error("could not connect to %s: %s", s.server_url, exc)
+                    return False
+                await asyncio.sleep(backoff.next())
         return False
+
+    def _on_connect_error(self, data: Any = None) -> None:
+        """The server refused the connection (socketio's ConnectionRefusedError)."""
+        message = data.get("message") if isinstance(data, dict) else data
+        self._refused = str(message or "connection refused")
 
     async def _emit(self, event: str, message: _Message) -> None:
         try:

@@ -23,11 +23,11 @@ print("stand-in starting", flush=True)
 if sys.argv[1] == "fail":
     print("cannot bind: address in use", flush=True)
     sys.exit(3)
-Path("env.json").write_text(json.dumps(dict(os.environ)))
-Path("ready").write_text(str(os.getsid(0)))
-if sys.argv[1] == "stubborn":
+if sys.argv[1] == "stubborn":  # before it says ready: a stop may come at once
     import signal
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+Path("env.json").write_text(json.dumps(dict(os.environ)))
+Path("ready").write_text(str(os.getsid(0)))
 time.sleep(60)
 """
 

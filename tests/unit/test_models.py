@@ -18,7 +18,7 @@ CREATED = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 API_FIELDS = {
     "jobId", "url", "type", "status", "stage", "progress", "speed", "eta", "totalBytes",
     "filename", "size", "outputPath", "errorCode", "errorMessage", "attempts", "options",
-    "createdAt", "updatedAt", "startedAt", "finishedAt",
+    "createdAt", "updatedAt", "startedAt", "finishedAt", "instanceId",
 }  # fmt: skip
 
 
@@ -43,6 +43,7 @@ def row(**changes: Any) -> dict[str, Any]:
         "headers": None,  # a column the model does not keep
         "attempts": 0,
         "worker_id": None,
+        "instance_id": "a",
         "created_at": CREATED,
         "updated_at": CREATED,
         "started_at": None,
@@ -148,6 +149,7 @@ def test_to_api_of_a_finished_job() -> None:
         "updatedAt": finished.isoformat(),
         "startedAt": started.isoformat(),
         "finishedAt": finished.isoformat(),
+        "instanceId": "a",
     }
 
 
