@@ -28,13 +28,13 @@ import orjson
 import pytest
 import socketio
 
-from mediad import results
 from mediad.attempts import Phase
 from mediad.models import JobType, Status
 from mediad.service import Service
 from tests.support.harness import Api, eventually, running_service
 from tests.support.jobs_client import JobsClient
 from tests.support.mediaserver import MediaServer
+from tests.support.workers import NO_PAYLOAD, ScriptedWorker
 
 WORKER_TOKEN = "bad-input-worker-token-0123456789"
 API_TOKEN = "bad-input-api-token-0123456789abcdef"
@@ -106,73 +106,19 @@ class Raw:
         return int(status_line.split()[1]), answer_headers, parsed
 
 
-# `emit(event, NO_PAYLOAD)` sends the event with no argument at all.
-NO_PAYLOAD = object()
+async def _complete_unless_held(worker: ScriptedWorker, start: dict[str, Any]) -> None:
+    if HOLD not in start["url"]:
+        await worker.complete(start["jobId"], start["attempt"], {"media.bin": STAGED})
 
 
-def _has_bytes(value: Any) -> bool:
-    if isinstance(value, bytes):
-        return True
-    if isinstance(value, dict):
-        return any(_has_bytes(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_bytes(v) for v in value)
-    return False
-
-
-class ScriptedWorker:
+def scripted(service: Service, worker_id: str, auth: Any = NO_PAYLOAD) -> ScriptedWorker:
     """A /worker client driven by this file. A job whose URL contains ``/hold/`` stays
     running until the test ends it; any other job completes at once with one small staged
     file. Stop requests are confirmed. It never fetches anything."""
-
-    def __init__(self, service: Service, worker_id: str, auth: Any = NO_PAYLOAD) -> None:
-        self.service = service
-        self.worker_id = worker_id
-        self.auth = {"token": WORKER_TOKEN, "workerId": worker_id} if auth is NO_PAYLOAD else auth
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.starts: dict[str, dict[str, Any]] = {}
-        self.sio.on("job:start", self._on_start, namespace="/worker")
-        self.sio.on("job:control", self._on_control, namespace="/worker")
-
-    async def connect(self) -> ScriptedWorker:
-        await self.sio.connect(
-            self.service.base_url, namespaces=["/worker"], auth=self.auth,
-            transports=["websocket"], wait_timeout=5,
-        )  # fmt: skip
-        return self
-
-    async def close(self) -> None:
-        await self.sio.disconnect()
-
-    async def emit(self, event: str, data: Any) -> None:
-        if _has_bytes(data):
-            await self.sio.emit(event, data, namespace="/worker")
-            return
-        # Encoded by the stdlib, as a worker process does: NaN, huge integers and lone
-        # surrogates go through. (In this process python-socketio would use the server's
-        # orjson, which refuses them.)
-        args = [event] if data is NO_PAYLOAD else [event, data]
-        await self.sio.eio.send("2/worker," + json.dumps(args))
-
-    def stage(self, job_id: str, attempt: int, files: dict[str, bytes]) -> Path:
-        staging = results.staging_dir(self.service.config.data_path, job_id, attempt)
-        staging.mkdir(parents=True, exist_ok=True)
-        for name, content in files.items():
-            (staging / name).write_bytes(content)
-        return staging
-
-    async def complete(self, job_id: str, attempt: int, files: dict[str, bytes]) -> None:
-        self.stage(job_id, attempt, files)
-        entries = [{"name": n, "size": len(c)} for n, c in files.items()]
-        await self.emit("completed", {"jobId": job_id, "attempt": attempt, "files": entries})
-
-    async def _on_start(self, data: dict[str, Any]) -> None:
-        self.starts[data["jobId"]] = data
-        if HOLD not in data["url"]:
-            await self.complete(data["jobId"], data["attempt"], {"media.bin": STAGED})
-
-    async def _on_control(self, data: dict[str, Any]) -> None:
-        await self.emit("stopped", {"jobId": data["jobId"], "attempt": data["attempt"]})
+    return ScriptedWorker(
+        service.base_url, worker_id, token=WORKER_TOKEN, auth=auth,
+        data_dir=service.config.data_path, on_start=_complete_unless_held, confirm_stops=True,
+    )  # fmt: skip
 
 
 async def assert_healthy(service: Service, api: Api) -> None:
@@ -228,7 +174,7 @@ async def main(new_module_config: Any) -> AsyncIterator[Service]:
 
 @pytest.fixture(scope="module")
 async def keeper(main: Service) -> AsyncIterator[ScriptedWorker]:
-    worker = await ScriptedWorker(main, "keeper").connect()
+    worker = await scripted(main, "keeper").connect()
     yield worker
     await worker.close()
 
@@ -934,7 +880,7 @@ async def test_worker_socket_refuses_bad_auth(
     dispatcher = main.dispatcher
     assert dispatcher is not None
     before = set(dispatcher.roster.worker_ids())
-    intruder = ScriptedWorker(main, "w-1", auth=auth)
+    intruder = scripted(main, "w-1", auth=auth)
     try:
         with pytest.raises(socketio.exceptions.ConnectionError):
             await intruder.connect()
@@ -978,7 +924,7 @@ class Bench:
 
     async def hire(self) -> ScriptedWorker:
         self._hired += 1
-        worker = await ScriptedWorker(self.service, f"crew-{self._hired}").connect()
+        worker = await scripted(self.service, f"crew-{self._hired}").connect()
         self.crew.append(worker)
         await eventually(
             lambda: self.dispatcher.has_worker(worker.worker_id),
@@ -1276,7 +1222,7 @@ RAW_PACKETS = [
 async def test_malformed_socketio_packet_is_harmless(packet: str, bench: Bench) -> None:
     job_id, _, owner = await bench.held()
     before = row_state(await bench.api.job(job_id))
-    sender = await ScriptedWorker(bench.service, f"raw-{uuid.uuid4().hex[:8]}").connect()
+    sender = await scripted(bench.service, f"raw-{uuid.uuid4().hex[:8]}").connect()
     try:
         await sender.sio.eio.send(packet)
         await asyncio.sleep(0.05)  # a drop, if any, is immediate
@@ -1307,7 +1253,7 @@ async def test_oversized_event_drops_the_sender_only(
     job_id, attempt, owner = await bench.held()
     before = row_state(await bench.api.job(job_id))
     name = f"big-{uuid.uuid4().hex[:8]}"
-    sender = await ScriptedWorker(bench.service, name).connect()
+    sender = await scripted(bench.service, name).connect()
     try:
         await sender.emit(event, fill(template, job_id, attempt))
         await eventually(lambda: not sender.sio.connected, timeout_s=5, what="the drop")
@@ -1319,7 +1265,7 @@ async def test_oversized_event_drops_the_sender_only(
     )
     assert row_state(await bench.api.job(job_id)) == before
     assert owner.sio.connected and bench.watcher.sio.connected
-    again = await ScriptedWorker(bench.service, name).connect()  # it may come back
+    again = await scripted(bench.service, name).connect()  # it may come back
     await again.close()
 
 
