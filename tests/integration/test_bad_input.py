@@ -3,8 +3,11 @@
 Seven tables: REST bodies, query strings, ids and paths, API tokens, the ``/worker``
 socket, the ``/jobs`` socket and SSRF addresses. Each case ends in a 4xx with
 ``{"error": {"code", "message"}}``, a refused socket, an ignored event or a failed job:
-never a 500, a hang, a job stuck as running or a half-written file. After each group the
-service is still healthy, and a normal job completes at the end of the module.
+never a 500, a hang, a job stuck as running or a half-written file. After each case the
+service it ran on is checked (a fixture's teardown: ``checked``, ``guarded``,
+``ssrf_service``): still healthy, nothing left queued or running but a job held on
+purpose, no job created by a refused request. So any case run alone (``-k``) is checked
+too, in any order; and a normal job still completes.
 
 Safety: the services that receive bad URLs have no worker processes; their only workers
 are scripted clients in this file, which never fetch anything. The one service with a
@@ -129,16 +132,37 @@ async def assert_healthy(service: Service, api: Api) -> None:
     assert service.failed is not None and not service.failed.done()
 
 
-async def drained(service: Service, api: Api) -> None:
-    """Whatever a group let through has ended: nothing queued, nothing running."""
+async def _settled(service: Service, api: Api, urls: dict[str, str]) -> Any:
+    """GET /health's answer once nothing is queued and nothing runs but a job held on
+    purpose (its URL contains ``/hold/``, its attempt still live); else None."""
     dispatcher = service.dispatcher
     assert dispatcher is not None
+    answer = await api.request("GET", "/health")
+    if answer[1]["queue"]["depth"] != 0:
+        return None
+    for a in dispatcher.roster:
+        if a.job_id not in urls:
+            urls[a.job_id] = (await api.job(a.job_id))["url"]
+        if not a.counts_events or HOLD not in urls[a.job_id]:
+            return None
+    return answer
 
-    async def idle() -> bool:
-        _, body = await api.request("GET", "/health")
-        return body["queue"]["depth"] == 0 and not len(dispatcher.roster)
 
-    await eventually(idle, timeout_s=5, what="the queue to drain")
+async def drained(service: Service, api: Api) -> None:
+    """Whatever a case let through has ended (see _settled)."""
+    urls: dict[str, str] = {}
+    await eventually(lambda: _settled(service, api, urls), timeout_s=5, what="the queue to drain")
+
+
+async def left_healthy(service: Service, api: Api, urls: dict[str, str]) -> None:
+    """What every case on the main service must leave behind: drained, GET /health 200
+    with workers connected, and no background task died (one /health when all is well)."""
+    status, body = await eventually(
+        lambda: _settled(service, api, urls), timeout_s=5, what="the queue to drain"
+    )
+    assert status == 200, body
+    assert body["status"] == "ok" and body["checks"]["workers"]["connected"] >= 1, body
+    assert service.failed is not None and not service.failed.done()
 
 
 async def nothing_arrives_within(client: JobsClient, seconds: float) -> list[Any]:
@@ -187,7 +211,19 @@ async def rest(main: Service, keeper: ScriptedWorker) -> AsyncIterator[Api]:
 
 
 @pytest.fixture(scope="module")
-def raw(main: Service, keeper: ScriptedWorker) -> Raw:
+def job_urls() -> dict[str, str]:
+    return {}
+
+
+@pytest.fixture
+async def checked(main: Service, rest: Api, job_urls: dict[str, str]) -> AsyncIterator[None]:
+    """The case that asks for it leaves the main service healthy (checked after it)."""
+    yield
+    await left_healthy(main, rest, job_urls)
+
+
+@pytest.fixture
+def raw(main: Service, keeper: ScriptedWorker, checked: None) -> Raw:
     return Raw(main.base_url)
 
 
@@ -437,14 +473,9 @@ async def test_body_the_http_parser_refuses_is_a_4xx(encoding: str, raw: Raw) ->
     assert status == 400
 
 
-async def test_type_null_means_detect(rest: Api) -> None:
+async def test_type_null_means_detect(rest: Api, checked: None) -> None:
     status, body = await rest.request("POST", "/downloads", json={"url": GOOD_URL, "type": None})
     assert status == 201 and body["type"] == "aria2", body
-
-
-async def test_rest_bodies_left_the_service_healthy(main: Service, rest: Api) -> None:
-    await drained(main, rest)
-    await assert_healthy(main, rest)
 
 
 # == 2. Query strings ================================================================
@@ -505,8 +536,7 @@ async def test_bad_list_query_is_refused(query: str, expected: tuple[int, str], 
     assert_error(status, answer, *expected)
 
 
-async def test_queries_left_the_service_healthy(main: Service, rest: Api) -> None:
-    await assert_healthy(main, rest)
+async def test_the_largest_page_is_answered(rest: Api, checked: None) -> None:
     status, body = await rest.request("GET", "/downloads", params={"limit": "200"})
     assert status == 200 and isinstance(body["items"], list)
 
@@ -551,11 +581,10 @@ async def test_bad_job_id_is_refused(
     assert_error(status, answer, *expected)
 
 
-async def test_a_path_over_the_line_limit_is_a_4xx(main: Service, raw: Raw, rest: Api) -> None:
+async def test_a_path_over_the_line_limit_is_a_4xx(raw: Raw) -> None:
     """aiohttp's parser answers this one before any handler: a 4xx, though not our JSON."""
     status, _, _ = await raw("GET", "/downloads/" + "a" * 20_000)
     assert status in (400, 414)
-    await assert_healthy(main, rest)
 
 
 @pytest.fixture(scope="module")
@@ -613,7 +642,9 @@ async def test_bad_file_name_is_refused(
     assert_error(status, answer, *expected)
 
 
-async def test_file_list_shows_no_staging_folder_or_symlink(done_job: str, rest: Api) -> None:
+async def test_file_list_shows_no_staging_folder_or_symlink(
+    done_job: str, rest: Api, checked: None
+) -> None:
     status, listing = await rest.request("GET", f"/files/{done_job}")
     assert status == 200
     assert [f["name"] for f in listing["files"]] == ["media.bin"]
@@ -680,16 +711,11 @@ async def test_unknown_route_is_404(method: str, path: str, raw: Raw) -> None:
     assert_error(status, answer, 404, "not_found")
 
 
-async def test_ids_and_paths_left_the_service_healthy(main: Service, rest: Api) -> None:
-    await drained(main, rest)
-    await assert_healthy(main, rest)
-
-
 # == 4. API tokens ===================================================================
 
 
 @pytest.fixture(scope="module")
-async def guarded(new_module_config: Any) -> AsyncIterator[Service]:
+async def guarded_service(new_module_config: Any) -> AsyncIterator[Service]:
     """A token-protected service with one real worker (it only ever sees loopback URLs)."""
     config = await new_module_config(
         server={"api_tokens": [API_TOKEN]},
@@ -701,10 +727,27 @@ async def guarded(new_module_config: Any) -> AsyncIterator[Service]:
 
 
 @pytest.fixture(scope="module")
-async def guarded_api(guarded: Service) -> AsyncIterator[Api]:
-    client = Api(guarded.base_url, token=API_TOKEN)
+async def guarded_api(guarded_service: Service) -> AsyncIterator[Api]:
+    client = Api(guarded_service.base_url, token=API_TOKEN)
     yield client
     await client.close()
+
+
+async def job_count(service: Service) -> int:
+    assert service.store is not None
+    return sum((await service.store.count_by_status()).values())
+
+
+@pytest.fixture
+async def guarded(guarded_service: Service, guarded_api: Api) -> AsyncIterator[Service]:
+    """The token-protected service; after the case: still healthy, and the case's
+    requests (none with a valid token but for reading) created no job."""
+    before = await job_count(guarded_service)
+    yield guarded_service
+    await assert_healthy(guarded_service, guarded_api)
+    assert await job_count(guarded_service) == before, (
+        "a request without a valid token created a job"
+    )
 
 
 # fmt: off
@@ -783,7 +826,7 @@ async def test_401_says_how_to_authenticate(guarded: Service) -> None:
 async def test_the_right_token_is_accepted(guarded: Service) -> None:
     headers = {"Authorization": f"Bearer {API_TOKEN}"}
     status, _, body = await Raw(guarded.base_url)("GET", "/downloads", headers=headers)
-    assert status == 200 and body["items"] == []
+    assert status == 200 and len(body["items"]) == await job_count(guarded)
 
 
 # fmt: off
@@ -836,12 +879,6 @@ async def test_jobs_socket_accepts_the_right_token(
         await client.disconnect()
 
 
-async def test_bad_tokens_left_the_service_healthy(guarded: Service, guarded_api: Api) -> None:
-    await assert_healthy(guarded, guarded_api)
-    _, body = await guarded_api.request("GET", "/downloads")
-    assert body["items"] == [], "a request without a valid token created a job"
-
-
 # == 5. The /worker socket ===========================================================
 
 # fmt: off
@@ -875,7 +912,7 @@ WORKER_AUTH_REFUSED = [
 
 @pytest.mark.parametrize("auth", WORKER_AUTH_REFUSED)
 async def test_worker_socket_refuses_bad_auth(
-    auth: Any, main: Service, keeper: ScriptedWorker
+    auth: Any, main: Service, keeper: ScriptedWorker, checked: None
 ) -> None:
     dispatcher = main.dispatcher
     assert dispatcher is not None
@@ -978,15 +1015,21 @@ class Bench:
 
 
 @pytest.fixture(scope="module")
-async def bench(main: Service, rest: Api, keeper: ScriptedWorker) -> AsyncIterator[Bench]:
+async def stage(main: Service, rest: Api, keeper: ScriptedWorker) -> AsyncIterator[Bench]:
     async with JobsClient(main.base_url) as watcher:
         assert (await watcher.subscribe(all=True))["ok"] is True
-        stage = Bench(main, rest, watcher)
-        stage.crew.append(keeper)
-        await stage.hire()  # a second worker, to forge events about jobs it does not own
-        yield stage
-        for worker in stage.crew[1:]:
+        bench = Bench(main, rest, watcher)
+        bench.crew.append(keeper)
+        await bench.hire()  # a second worker, to forge events about jobs it does not own
+        yield bench
+        for worker in bench.crew[1:]:
             await worker.close()
+
+
+@pytest.fixture
+def bench(stage: Bench, checked: None) -> Bench:
+    """The stage, for one case that must leave the service healthy (``checked``)."""
+    return stage
 
 
 # Placeholders filled in at run time.
@@ -1270,11 +1313,11 @@ async def test_oversized_event_drops_the_sender_only(
 
 
 @pytest.fixture(scope="module")
-async def finished_job(bench: Bench) -> tuple[str, int, ScriptedWorker, dict[str, Any]]:
+async def finished_job(stage: Bench) -> tuple[str, int, ScriptedWorker, dict[str, Any]]:
     """A job its worker completed; late events about it follow."""
-    await bench.held()  # so that the job below goes to another worker
-    job_id, attempt, owner = await bench.start_job(GOOD_URL)
-    job = await bench.api.wait_status(job_id, "completed", timeout_s=10)
+    await stage.held()  # so that the job below goes to another worker
+    job_id, attempt, owner = await stage.start_job(GOOD_URL)
+    job = await stage.api.wait_status(job_id, "completed", timeout_s=10)
     return job_id, attempt, owner, job
 
 
@@ -1369,15 +1412,13 @@ async def test_odd_last_word_never_leaves_a_stuck_job(
             await bench.api.request("POST", f"/downloads/{job_id}/cancel")
 
 
-async def test_worker_events_left_the_service_healthy(
-    bench: Bench, main: Service, rest: Api
-) -> None:
+async def test_the_held_job_can_still_be_cancelled(bench: Bench, main: Service, rest: Api) -> None:
     job_id, _, _ = await bench.held()
     status, body = await rest.request("POST", f"/downloads/{job_id}/cancel")
     assert status == 200, body
     await rest.wait_status(job_id, "cancelled", timeout_s=5)
     await drained(main, rest)
-    await assert_healthy(main, rest)
+    assert main.dispatcher is not None and not len(main.dispatcher.roster)
 
 
 # == 6. The /jobs socket =============================================================
@@ -1417,9 +1458,17 @@ UNSUBSCRIBE_GARBAGE = [
 
 
 @pytest.fixture(scope="module")
-async def listener(main: Service) -> AsyncIterator[JobsClient]:
+async def jobs_listener(main: Service) -> AsyncIterator[JobsClient]:
     async with JobsClient(main.base_url) as client:
         yield client
+
+
+@pytest.fixture
+async def listener(jobs_listener: JobsClient, checked: None) -> AsyncIterator[JobsClient]:
+    """A /jobs client that stays connected through the case, which leaves the service
+    healthy (``checked``)."""
+    yield jobs_listener
+    assert jobs_listener.sio.connected, "another client's abuse dropped this one"
 
 
 @pytest.mark.parametrize("payload", SUBSCRIBE_GARBAGE)
@@ -1461,7 +1510,7 @@ async def test_malformed_jobs_packet_is_harmless(
     assert listener.sio.connected
 
 
-async def test_the_101st_subscription_is_refused(main: Service) -> None:
+async def test_the_101st_subscription_is_refused(main: Service, checked: None) -> None:
     store = main.store
     assert store is not None
     ids = [uuid.uuid4() for _ in range(101)]
@@ -1497,7 +1546,7 @@ async def test_oversized_subscribe_drops_only_that_client(
     assert listener.sio.connected
 
 
-async def test_unknown_namespace_is_refused(main: Service) -> None:
+async def test_unknown_namespace_is_refused(main: Service, checked: None) -> None:
     client = socketio.AsyncClient(reconnection=False)
     try:
         with pytest.raises(socketio.exceptions.ConnectionError):
@@ -1508,12 +1557,8 @@ async def test_unknown_namespace_is_refused(main: Service) -> None:
         await client.disconnect()
 
 
-async def test_jobs_socket_abuse_left_the_service_healthy(
-    main: Service, rest: Api, listener: JobsClient
-) -> None:
-    assert listener.sio.connected
+async def test_a_listener_can_still_follow_every_job(listener: JobsClient) -> None:
     assert (await listener.subscribe(all=True))["ok"] is True
-    await assert_healthy(main, rest)
 
 
 # == 7. SSRF at the API ==============================================================
@@ -1522,12 +1567,34 @@ async def test_jobs_socket_abuse_left_the_service_healthy(
 
 
 @pytest.fixture(scope="module")
-async def ssrf_service(new_module_config: Any) -> AsyncIterator[Service]:
+async def ssrf_module(new_module_config: Any) -> AsyncIterator[Service]:
     config = await new_module_config(
         network={"allow_private": False, "allow_hosts": []}, workers={"processes": 0}
     )
     async with Service(config) as service:
         yield service
+
+
+async def assert_ssrf_service_up(service: Service) -> None:
+    status, _, body = await Raw(service.base_url)("GET", "/health")
+    # No workers by design: the parts that exist are all up.
+    assert status == 503 and body["checks"]["workers"]["connected"] == 0, body
+    for part in ("postgres", "redis", "aria2"):
+        assert body["checks"][part]["status"] == "ok", body
+    assert service.failed is not None and not service.failed.done()
+
+
+async def assert_no_job(service: Service) -> None:
+    status, _, body = await Raw(service.base_url)("GET", "/downloads")
+    assert status == 200 and body["items"] == [], [j["url"] for j in body["items"]]
+
+
+@pytest.fixture
+async def ssrf_service(ssrf_module: Service) -> AsyncIterator[Service]:
+    """The service without workers; after the case: no job was created, and it is up."""
+    yield ssrf_module
+    await assert_no_job(ssrf_module)
+    await assert_ssrf_service_up(ssrf_module)
 
 
 # fmt: off
@@ -1595,26 +1662,17 @@ async def test_ssrf_refused_whatever_the_type(job_type: str, ssrf_service: Servi
     assert_error(status, answer, 400, "blocked_address")
 
 
-async def test_ssrf_refusals_created_no_job(ssrf_service: Service) -> None:
-    status, _, body = await Raw(ssrf_service.base_url)("GET", "/downloads")
-    assert status == 200 and body["items"] == [], [j["url"] for j in body["items"]]
-
-
-async def test_ssrf_service_stays_up(ssrf_service: Service) -> None:
-    status, _, body = await Raw(ssrf_service.base_url)("GET", "/health")
-    # No workers by design: the parts that exist are all up.
-    assert status == 503 and body["checks"]["workers"]["connected"] == 0, body
-    for part in ("postgres", "redis", "aria2"):
-        assert body["checks"][part]["status"] == "ok", body
-    assert ssrf_service.failed is not None and not ssrf_service.failed.done()
+async def test_ssrf_service_without_workers_is_up_and_empty(ssrf_module: Service) -> None:
+    await assert_no_job(ssrf_module)
+    await assert_ssrf_service_up(ssrf_module)
 
 
 # == After everything ================================================================
 
 
 async def test_after_all_that_a_normal_job_still_completes(
-    main: Service, rest: Api, guarded: Service, guarded_api: Api, media_server: MediaServer,
-    media_dir: Path,
+    main: Service, rest: Api, guarded_service: Service, guarded_api: Api,
+    media_server: MediaServer, media_dir: Path, checked: None,
 ) -> None:  # fmt: skip
     # On the service that took the bad REST input and the forged events.
     await assert_healthy(main, rest)
@@ -1632,4 +1690,4 @@ async def test_after_all_that_a_normal_job_still_completes(
         hashlib.sha256(body).digest()
         == hashlib.sha256((media_dir / "video.mp4").read_bytes()).digest()
     )
-    await assert_healthy(guarded, guarded_api)
+    await assert_healthy(guarded_service, guarded_api)
