@@ -3,6 +3,7 @@ and the consequences of each (the tool stopped, the id unqueued or pushed, files
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 from collections.abc import AsyncIterator
@@ -230,3 +231,42 @@ async def test_a_cancelled_running_job_whose_worker_never_answers_is_cleaned_up(
         what="the files to go after the stop timeout",
     )  # fmt: skip
     assert rig.dispatcher.attempt(job_id) is None
+
+
+async def test_cancel_while_a_pause_is_being_stopped_removes_files_after_the_stop(rig: Rig) -> None:
+    """Pause asks the tool to stop; a cancel before the worker confirms must not remove
+    tmp/{jobId} while the tool may still write there, but once it has stopped."""
+    job_id, sid, attempt = await running(rig)
+    await rig.controller.apply(UUID(job_id), "pause")
+    await rig.controller.apply(UUID(job_id), "cancel")
+    tmp, _ = files_of(rig, job_id)  # the tool's last writes before it dies
+    await rig.stopped(sid, job_id, attempt, "pause")
+    assert rig.dispatcher.attempt(job_id) is None
+    assert not tmp.exists(), "a cancelled job kept the partial data its tool wrote"
+
+
+async def test_cancel_while_the_outcome_is_being_recorded_removes_the_files(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's failure is being written (PostgreSQL briefly down) when the client
+    cancels: the cancel lands, the failure does not, and the job's files must go. The
+    worker's tool is already gone, so it ignores the cancel (worker/client.py answers a
+    control only while it runs that attempt) and no ``stopped`` ever comes. (The stop
+    deadline outlasts the write's retry, as 30 s outlast PostgreSQL's usual blips.)"""
+    monkeypatch.setattr(dispatcher_module, "STOP_TIMEOUT_S", 0.3)
+    job_id, sid, attempt = await running(rig)
+    tmp, _ = files_of(rig, job_id)
+    rig.store.outage()
+    failing = asyncio.create_task(rig.failed(sid, job_id, attempt, "not_found", "404"))
+    await eventually(
+        lambda: rig.store.refused["fail"] == 1, timeout_s=2, interval_s=0.002, what="the write"
+    )
+    rig.store.outage(False)
+    await rig.controller.apply(UUID(job_id), "cancel")
+    await asyncio.wait_for(failing, 2)
+    await eventually(
+        lambda: not rig.dispatcher._tasks, timeout_s=2, interval_s=0.002, what="the stop deadline"
+    )
+    assert rig.job(job_id).status is Status.CANCELLED
+    assert rig.dispatcher.attempt(job_id) is None
+    assert not tmp.exists(), "a cancelled job kept its partial data"

@@ -645,3 +645,17 @@ def test_staging_dir_is_where_the_rig_stages(tmp_path: Path) -> None:
     rig = Rig(make_config(tmp_path))
     job_id = "0b7e5a52-6f7e-4d8c-9a51-3c1f0e6d2a91"
     assert rig.stage(job_id, 2, {}) == results.staging_dir(rig.config.data_path, job_id, 2)
+
+
+async def test_a_completed_that_answers_a_pause_leaves_no_staging_folder(
+    make_rig: MakeRig,
+) -> None:
+    """The tool finished as the pause arrived: its staged files are no result (the job
+    is paused, and its next attempt stages anew), so they must not stay on disk."""
+    rig = await make_rig()
+    job_id, sid, attempt = await running_job(rig)
+    await rig.controller.apply(UUID(job_id), "pause")
+    staging = rig.stage(job_id, attempt, {"f.bin": b"x"})
+    await rig.completed(sid, job_id, attempt, {"f.bin": 1})
+    assert rig.dispatcher.attempt(job_id) is None and rig.job(job_id).status is Status.PAUSED
+    assert not staging.exists(), "a paused job's data folder keeps a dead attempt's files"
