@@ -3,8 +3,11 @@
 Seven tables: REST bodies, query strings, ids and paths, API tokens, the ``/worker``
 socket, the ``/jobs`` socket and SSRF addresses. Each case ends in a 4xx with
 ``{"error": {"code", "message"}}``, a refused socket, an ignored event or a failed job:
-never a 500, a hang, a job stuck as running or a half-written file. After each group the
-service is still healthy, and a normal job completes at the end of the module.
+never a 500, a hang, a job stuck as running or a half-written file. After each case the
+service it ran on is checked (a fixture's teardown: ``checked``, ``guarded``,
+``ssrf_service``): still healthy, nothing left queued or running but a job held on
+purpose, no job created by a refused request. So any case run alone (``-k``) is checked
+too, in any order; and a normal job still completes.
 
 Safety: the services that receive bad URLs have no worker processes; their only workers
 are scripted clients in this file, which never fetch anything. The one service with a
@@ -28,13 +31,13 @@ import orjson
 import pytest
 import socketio
 
-from mediad import results
 from mediad.attempts import Phase
 from mediad.models import JobType, Status
 from mediad.service import Service
 from tests.support.harness import Api, eventually, running_service
 from tests.support.jobs_client import JobsClient
 from tests.support.mediaserver import MediaServer
+from tests.support.workers import NO_PAYLOAD, ScriptedWorker
 
 WORKER_TOKEN = "bad-input-worker-token-0123456789"
 API_TOKEN = "bad-input-api-token-0123456789abcdef"
@@ -106,73 +109,19 @@ class Raw:
         return int(status_line.split()[1]), answer_headers, parsed
 
 
-# `emit(event, NO_PAYLOAD)` sends the event with no argument at all.
-NO_PAYLOAD = object()
+async def _complete_unless_held(worker: ScriptedWorker, start: dict[str, Any]) -> None:
+    if HOLD not in start["url"]:
+        await worker.complete(start["jobId"], start["attempt"], {"media.bin": STAGED})
 
 
-def _has_bytes(value: Any) -> bool:
-    if isinstance(value, bytes):
-        return True
-    if isinstance(value, dict):
-        return any(_has_bytes(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_bytes(v) for v in value)
-    return False
-
-
-class ScriptedWorker:
+def scripted(service: Service, worker_id: str, auth: Any = NO_PAYLOAD) -> ScriptedWorker:
     """A /worker client driven by this file. A job whose URL contains ``/hold/`` stays
     running until the test ends it; any other job completes at once with one small staged
     file. Stop requests are confirmed. It never fetches anything."""
-
-    def __init__(self, service: Service, worker_id: str, auth: Any = NO_PAYLOAD) -> None:
-        self.service = service
-        self.worker_id = worker_id
-        self.auth = {"token": WORKER_TOKEN, "workerId": worker_id} if auth is NO_PAYLOAD else auth
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.starts: dict[str, dict[str, Any]] = {}
-        self.sio.on("job:start", self._on_start, namespace="/worker")
-        self.sio.on("job:control", self._on_control, namespace="/worker")
-
-    async def connect(self) -> ScriptedWorker:
-        await self.sio.connect(
-            self.service.base_url, namespaces=["/worker"], auth=self.auth,
-            transports=["websocket"], wait_timeout=5,
-        )  # fmt: skip
-        return self
-
-    async def close(self) -> None:
-        await self.sio.disconnect()
-
-    async def emit(self, event: str, data: Any) -> None:
-        if _has_bytes(data):
-            await self.sio.emit(event, data, namespace="/worker")
-            return
-        # Encoded by the stdlib, as a worker process does: NaN, huge integers and lone
-        # surrogates go through. (In this process python-socketio would use the server's
-        # orjson, which refuses them.)
-        args = [event] if data is NO_PAYLOAD else [event, data]
-        await self.sio.eio.send("2/worker," + json.dumps(args))
-
-    def stage(self, job_id: str, attempt: int, files: dict[str, bytes]) -> Path:
-        staging = results.staging_dir(self.service.config.data_path, job_id, attempt)
-        staging.mkdir(parents=True, exist_ok=True)
-        for name, content in files.items():
-            (staging / name).write_bytes(content)
-        return staging
-
-    async def complete(self, job_id: str, attempt: int, files: dict[str, bytes]) -> None:
-        self.stage(job_id, attempt, files)
-        entries = [{"name": n, "size": len(c)} for n, c in files.items()]
-        await self.emit("completed", {"jobId": job_id, "attempt": attempt, "files": entries})
-
-    async def _on_start(self, data: dict[str, Any]) -> None:
-        self.starts[data["jobId"]] = data
-        if HOLD not in data["url"]:
-            await self.complete(data["jobId"], data["attempt"], {"media.bin": STAGED})
-
-    async def _on_control(self, data: dict[str, Any]) -> None:
-        await self.emit("stopped", {"jobId": data["jobId"], "attempt": data["attempt"]})
+    return ScriptedWorker(
+        service.base_url, worker_id, token=WORKER_TOKEN, auth=auth,
+        data_dir=service.config.data_path, on_start=_complete_unless_held, confirm_stops=True,
+    )  # fmt: skip
 
 
 async def assert_healthy(service: Service, api: Api) -> None:
@@ -183,16 +132,37 @@ async def assert_healthy(service: Service, api: Api) -> None:
     assert service.failed is not None and not service.failed.done()
 
 
-async def drained(service: Service, api: Api) -> None:
-    """Whatever a group let through has ended: nothing queued, nothing running."""
+async def _settled(service: Service, api: Api, urls: dict[str, str]) -> Any:
+    """GET /health's answer once nothing is queued and nothing runs but a job held on
+    purpose (its URL contains ``/hold/``, its attempt still live); else None."""
     dispatcher = service.dispatcher
     assert dispatcher is not None
+    answer = await api.request("GET", "/health")
+    if answer[1]["queue"]["depth"] != 0:
+        return None
+    for a in dispatcher.roster:
+        if a.job_id not in urls:
+            urls[a.job_id] = (await api.job(a.job_id))["url"]
+        if not a.counts_events or HOLD not in urls[a.job_id]:
+            return None
+    return answer
 
-    async def idle() -> bool:
-        _, body = await api.request("GET", "/health")
-        return body["queue"]["depth"] == 0 and not len(dispatcher.roster)
 
-    await eventually(idle, timeout_s=5, what="the queue to drain")
+async def drained(service: Service, api: Api) -> None:
+    """Whatever a case let through has ended (see _settled)."""
+    urls: dict[str, str] = {}
+    await eventually(lambda: _settled(service, api, urls), timeout_s=5, what="the queue to drain")
+
+
+async def left_healthy(service: Service, api: Api, urls: dict[str, str]) -> None:
+    """What every case on the main service must leave behind: drained, GET /health 200
+    with workers connected, and no background task died (one /health when all is well)."""
+    status, body = await eventually(
+        lambda: _settled(service, api, urls), timeout_s=5, what="the queue to drain"
+    )
+    assert status == 200, body
+    assert body["status"] == "ok" and body["checks"]["workers"]["connected"] >= 1, body
+    assert service.failed is not None and not service.failed.done()
 
 
 async def nothing_arrives_within(client: JobsClient, seconds: float) -> list[Any]:
@@ -228,7 +198,7 @@ async def main(new_module_config: Any) -> AsyncIterator[Service]:
 
 @pytest.fixture(scope="module")
 async def keeper(main: Service) -> AsyncIterator[ScriptedWorker]:
-    worker = await ScriptedWorker(main, "keeper").connect()
+    worker = await scripted(main, "keeper").connect()
     yield worker
     await worker.close()
 
@@ -241,7 +211,19 @@ async def rest(main: Service, keeper: ScriptedWorker) -> AsyncIterator[Api]:
 
 
 @pytest.fixture(scope="module")
-def raw(main: Service, keeper: ScriptedWorker) -> Raw:
+def job_urls() -> dict[str, str]:
+    return {}
+
+
+@pytest.fixture
+async def checked(main: Service, rest: Api, job_urls: dict[str, str]) -> AsyncIterator[None]:
+    """The case that asks for it leaves the main service healthy (checked after it)."""
+    yield
+    await left_healthy(main, rest, job_urls)
+
+
+@pytest.fixture
+def raw(main: Service, keeper: ScriptedWorker, checked: None) -> Raw:
     return Raw(main.base_url)
 
 
@@ -491,14 +473,9 @@ async def test_body_the_http_parser_refuses_is_a_4xx(encoding: str, raw: Raw) ->
     assert status == 400
 
 
-async def test_type_null_means_detect(rest: Api) -> None:
+async def test_type_null_means_detect(rest: Api, checked: None) -> None:
     status, body = await rest.request("POST", "/downloads", json={"url": GOOD_URL, "type": None})
     assert status == 201 and body["type"] == "aria2", body
-
-
-async def test_rest_bodies_left_the_service_healthy(main: Service, rest: Api) -> None:
-    await drained(main, rest)
-    await assert_healthy(main, rest)
 
 
 # == 2. Query strings ================================================================
@@ -559,8 +536,7 @@ async def test_bad_list_query_is_refused(query: str, expected: tuple[int, str], 
     assert_error(status, answer, *expected)
 
 
-async def test_queries_left_the_service_healthy(main: Service, rest: Api) -> None:
-    await assert_healthy(main, rest)
+async def test_the_largest_page_is_answered(rest: Api, checked: None) -> None:
     status, body = await rest.request("GET", "/downloads", params={"limit": "200"})
     assert status == 200 and isinstance(body["items"], list)
 
@@ -605,11 +581,10 @@ async def test_bad_job_id_is_refused(
     assert_error(status, answer, *expected)
 
 
-async def test_a_path_over_the_line_limit_is_a_4xx(main: Service, raw: Raw, rest: Api) -> None:
+async def test_a_path_over_the_line_limit_is_a_4xx(raw: Raw) -> None:
     """aiohttp's parser answers this one before any handler: a 4xx, though not our JSON."""
     status, _, _ = await raw("GET", "/downloads/" + "a" * 20_000)
     assert status in (400, 414)
-    await assert_healthy(main, rest)
 
 
 @pytest.fixture(scope="module")
@@ -667,7 +642,9 @@ async def test_bad_file_name_is_refused(
     assert_error(status, answer, *expected)
 
 
-async def test_file_list_shows_no_staging_folder_or_symlink(done_job: str, rest: Api) -> None:
+async def test_file_list_shows_no_staging_folder_or_symlink(
+    done_job: str, rest: Api, checked: None
+) -> None:
     status, listing = await rest.request("GET", f"/files/{done_job}")
     assert status == 200
     assert [f["name"] for f in listing["files"]] == ["media.bin"]
@@ -734,16 +711,11 @@ async def test_unknown_route_is_404(method: str, path: str, raw: Raw) -> None:
     assert_error(status, answer, 404, "not_found")
 
 
-async def test_ids_and_paths_left_the_service_healthy(main: Service, rest: Api) -> None:
-    await drained(main, rest)
-    await assert_healthy(main, rest)
-
-
 # == 4. API tokens ===================================================================
 
 
 @pytest.fixture(scope="module")
-async def guarded(new_module_config: Any) -> AsyncIterator[Service]:
+async def guarded_service(new_module_config: Any) -> AsyncIterator[Service]:
     """A token-protected service with one real worker (it only ever sees loopback URLs)."""
     config = await new_module_config(
         server={"api_tokens": [API_TOKEN]},
@@ -755,10 +727,27 @@ async def guarded(new_module_config: Any) -> AsyncIterator[Service]:
 
 
 @pytest.fixture(scope="module")
-async def guarded_api(guarded: Service) -> AsyncIterator[Api]:
-    client = Api(guarded.base_url, token=API_TOKEN)
+async def guarded_api(guarded_service: Service) -> AsyncIterator[Api]:
+    client = Api(guarded_service.base_url, token=API_TOKEN)
     yield client
     await client.close()
+
+
+async def job_count(service: Service) -> int:
+    assert service.store is not None
+    return sum((await service.store.count_by_status()).values())
+
+
+@pytest.fixture
+async def guarded(guarded_service: Service, guarded_api: Api) -> AsyncIterator[Service]:
+    """The token-protected service; after the case: still healthy, and the case's
+    requests (none with a valid token but for reading) created no job."""
+    before = await job_count(guarded_service)
+    yield guarded_service
+    await assert_healthy(guarded_service, guarded_api)
+    assert await job_count(guarded_service) == before, (
+        "a request without a valid token created a job"
+    )
 
 
 # fmt: off
@@ -837,7 +826,7 @@ async def test_401_says_how_to_authenticate(guarded: Service) -> None:
 async def test_the_right_token_is_accepted(guarded: Service) -> None:
     headers = {"Authorization": f"Bearer {API_TOKEN}"}
     status, _, body = await Raw(guarded.base_url)("GET", "/downloads", headers=headers)
-    assert status == 200 and body["items"] == []
+    assert status == 200 and len(body["items"]) == await job_count(guarded)
 
 
 # fmt: off
@@ -890,12 +879,6 @@ async def test_jobs_socket_accepts_the_right_token(
         await client.disconnect()
 
 
-async def test_bad_tokens_left_the_service_healthy(guarded: Service, guarded_api: Api) -> None:
-    await assert_healthy(guarded, guarded_api)
-    _, body = await guarded_api.request("GET", "/downloads")
-    assert body["items"] == [], "a request without a valid token created a job"
-
-
 # == 5. The /worker socket ===========================================================
 
 # fmt: off
@@ -929,12 +912,12 @@ WORKER_AUTH_REFUSED = [
 
 @pytest.mark.parametrize("auth", WORKER_AUTH_REFUSED)
 async def test_worker_socket_refuses_bad_auth(
-    auth: Any, main: Service, keeper: ScriptedWorker
+    auth: Any, main: Service, keeper: ScriptedWorker, checked: None
 ) -> None:
     dispatcher = main.dispatcher
     assert dispatcher is not None
     before = set(dispatcher.roster.worker_ids())
-    intruder = ScriptedWorker(main, "w-1", auth=auth)
+    intruder = scripted(main, "w-1", auth=auth)
     try:
         with pytest.raises(socketio.exceptions.ConnectionError):
             await intruder.connect()
@@ -978,7 +961,7 @@ class Bench:
 
     async def hire(self) -> ScriptedWorker:
         self._hired += 1
-        worker = await ScriptedWorker(self.service, f"crew-{self._hired}").connect()
+        worker = await scripted(self.service, f"crew-{self._hired}").connect()
         self.crew.append(worker)
         await eventually(
             lambda: self.dispatcher.has_worker(worker.worker_id),
@@ -1032,15 +1015,21 @@ class Bench:
 
 
 @pytest.fixture(scope="module")
-async def bench(main: Service, rest: Api, keeper: ScriptedWorker) -> AsyncIterator[Bench]:
+async def stage(main: Service, rest: Api, keeper: ScriptedWorker) -> AsyncIterator[Bench]:
     async with JobsClient(main.base_url) as watcher:
         assert (await watcher.subscribe(all=True))["ok"] is True
-        stage = Bench(main, rest, watcher)
-        stage.crew.append(keeper)
-        await stage.hire()  # a second worker, to forge events about jobs it does not own
-        yield stage
-        for worker in stage.crew[1:]:
+        bench = Bench(main, rest, watcher)
+        bench.crew.append(keeper)
+        await bench.hire()  # a second worker, to forge events about jobs it does not own
+        yield bench
+        for worker in bench.crew[1:]:
             await worker.close()
+
+
+@pytest.fixture
+def bench(stage: Bench, checked: None) -> Bench:
+    """The stage, for one case that must leave the service healthy (``checked``)."""
+    return stage
 
 
 # Placeholders filled in at run time.
@@ -1276,7 +1265,7 @@ RAW_PACKETS = [
 async def test_malformed_socketio_packet_is_harmless(packet: str, bench: Bench) -> None:
     job_id, _, owner = await bench.held()
     before = row_state(await bench.api.job(job_id))
-    sender = await ScriptedWorker(bench.service, f"raw-{uuid.uuid4().hex[:8]}").connect()
+    sender = await scripted(bench.service, f"raw-{uuid.uuid4().hex[:8]}").connect()
     try:
         await sender.sio.eio.send(packet)
         await asyncio.sleep(0.05)  # a drop, if any, is immediate
@@ -1307,7 +1296,7 @@ async def test_oversized_event_drops_the_sender_only(
     job_id, attempt, owner = await bench.held()
     before = row_state(await bench.api.job(job_id))
     name = f"big-{uuid.uuid4().hex[:8]}"
-    sender = await ScriptedWorker(bench.service, name).connect()
+    sender = await scripted(bench.service, name).connect()
     try:
         await sender.emit(event, fill(template, job_id, attempt))
         await eventually(lambda: not sender.sio.connected, timeout_s=5, what="the drop")
@@ -1319,16 +1308,16 @@ async def test_oversized_event_drops_the_sender_only(
     )
     assert row_state(await bench.api.job(job_id)) == before
     assert owner.sio.connected and bench.watcher.sio.connected
-    again = await ScriptedWorker(bench.service, name).connect()  # it may come back
+    again = await scripted(bench.service, name).connect()  # it may come back
     await again.close()
 
 
 @pytest.fixture(scope="module")
-async def finished_job(bench: Bench) -> tuple[str, int, ScriptedWorker, dict[str, Any]]:
+async def finished_job(stage: Bench) -> tuple[str, int, ScriptedWorker, dict[str, Any]]:
     """A job its worker completed; late events about it follow."""
-    await bench.held()  # so that the job below goes to another worker
-    job_id, attempt, owner = await bench.start_job(GOOD_URL)
-    job = await bench.api.wait_status(job_id, "completed", timeout_s=10)
+    await stage.held()  # so that the job below goes to another worker
+    job_id, attempt, owner = await stage.start_job(GOOD_URL)
+    job = await stage.api.wait_status(job_id, "completed", timeout_s=10)
     return job_id, attempt, owner, job
 
 
@@ -1423,15 +1412,13 @@ async def test_odd_last_word_never_leaves_a_stuck_job(
             await bench.api.request("POST", f"/downloads/{job_id}/cancel")
 
 
-async def test_worker_events_left_the_service_healthy(
-    bench: Bench, main: Service, rest: Api
-) -> None:
+async def test_the_held_job_can_still_be_cancelled(bench: Bench, main: Service, rest: Api) -> None:
     job_id, _, _ = await bench.held()
     status, body = await rest.request("POST", f"/downloads/{job_id}/cancel")
     assert status == 200, body
     await rest.wait_status(job_id, "cancelled", timeout_s=5)
     await drained(main, rest)
-    await assert_healthy(main, rest)
+    assert main.dispatcher is not None and not len(main.dispatcher.roster)
 
 
 # == 6. The /jobs socket =============================================================
@@ -1471,9 +1458,17 @@ UNSUBSCRIBE_GARBAGE = [
 
 
 @pytest.fixture(scope="module")
-async def listener(main: Service) -> AsyncIterator[JobsClient]:
+async def jobs_listener(main: Service) -> AsyncIterator[JobsClient]:
     async with JobsClient(main.base_url) as client:
         yield client
+
+
+@pytest.fixture
+async def listener(jobs_listener: JobsClient, checked: None) -> AsyncIterator[JobsClient]:
+    """A /jobs client that stays connected through the case, which leaves the service
+    healthy (``checked``)."""
+    yield jobs_listener
+    assert jobs_listener.sio.connected, "another client's abuse dropped this one"
 
 
 @pytest.mark.parametrize("payload", SUBSCRIBE_GARBAGE)
@@ -1515,7 +1510,7 @@ async def test_malformed_jobs_packet_is_harmless(
     assert listener.sio.connected
 
 
-async def test_the_101st_subscription_is_refused(main: Service) -> None:
+async def test_the_101st_subscription_is_refused(main: Service, checked: None) -> None:
     store = main.store
     assert store is not None
     ids = [uuid.uuid4() for _ in range(101)]
@@ -1551,7 +1546,7 @@ async def test_oversized_subscribe_drops_only_that_client(
     assert listener.sio.connected
 
 
-async def test_unknown_namespace_is_refused(main: Service) -> None:
+async def test_unknown_namespace_is_refused(main: Service, checked: None) -> None:
     client = socketio.AsyncClient(reconnection=False)
     try:
         with pytest.raises(socketio.exceptions.ConnectionError):
@@ -1562,12 +1557,8 @@ async def test_unknown_namespace_is_refused(main: Service) -> None:
         await client.disconnect()
 
 
-async def test_jobs_socket_abuse_left_the_service_healthy(
-    main: Service, rest: Api, listener: JobsClient
-) -> None:
-    assert listener.sio.connected
+async def test_a_listener_can_still_follow_every_job(listener: JobsClient) -> None:
     assert (await listener.subscribe(all=True))["ok"] is True
-    await assert_healthy(main, rest)
 
 
 # == 7. SSRF at the API ==============================================================
@@ -1576,12 +1567,34 @@ async def test_jobs_socket_abuse_left_the_service_healthy(
 
 
 @pytest.fixture(scope="module")
-async def ssrf_service(new_module_config: Any) -> AsyncIterator[Service]:
+async def ssrf_module(new_module_config: Any) -> AsyncIterator[Service]:
     config = await new_module_config(
         network={"allow_private": False, "allow_hosts": []}, workers={"processes": 0}
     )
     async with Service(config) as service:
         yield service
+
+
+async def assert_ssrf_service_up(service: Service) -> None:
+    status, _, body = await Raw(service.base_url)("GET", "/health")
+    # No workers by design: the parts that exist are all up.
+    assert status == 503 and body["checks"]["workers"]["connected"] == 0, body
+    for part in ("postgres", "redis", "aria2"):
+        assert body["checks"][part]["status"] == "ok", body
+    assert service.failed is not None and not service.failed.done()
+
+
+async def assert_no_job(service: Service) -> None:
+    status, _, body = await Raw(service.base_url)("GET", "/downloads")
+    assert status == 200 and body["items"] == [], [j["url"] for j in body["items"]]
+
+
+@pytest.fixture
+async def ssrf_service(ssrf_module: Service) -> AsyncIterator[Service]:
+    """The service without workers; after the case: no job was created, and it is up."""
+    yield ssrf_module
+    await assert_no_job(ssrf_module)
+    await assert_ssrf_service_up(ssrf_module)
 
 
 # fmt: off
@@ -1649,26 +1662,17 @@ async def test_ssrf_refused_whatever_the_type(job_type: str, ssrf_service: Servi
     assert_error(status, answer, 400, "blocked_address")
 
 
-async def test_ssrf_refusals_created_no_job(ssrf_service: Service) -> None:
-    status, _, body = await Raw(ssrf_service.base_url)("GET", "/downloads")
-    assert status == 200 and body["items"] == [], [j["url"] for j in body["items"]]
-
-
-async def test_ssrf_service_stays_up(ssrf_service: Service) -> None:
-    status, _, body = await Raw(ssrf_service.base_url)("GET", "/health")
-    # No workers by design: the parts that exist are all up.
-    assert status == 503 and body["checks"]["workers"]["connected"] == 0, body
-    for part in ("postgres", "redis", "aria2"):
-        assert body["checks"][part]["status"] == "ok", body
-    assert ssrf_service.failed is not None and not ssrf_service.failed.done()
+async def test_ssrf_service_without_workers_is_up_and_empty(ssrf_module: Service) -> None:
+    await assert_no_job(ssrf_module)
+    await assert_ssrf_service_up(ssrf_module)
 
 
 # == After everything ================================================================
 
 
 async def test_after_all_that_a_normal_job_still_completes(
-    main: Service, rest: Api, guarded: Service, guarded_api: Api, media_server: MediaServer,
-    media_dir: Path,
+    main: Service, rest: Api, guarded_service: Service, guarded_api: Api,
+    media_server: MediaServer, media_dir: Path, checked: None,
 ) -> None:  # fmt: skip
     # On the service that took the bad REST input and the forged events.
     await assert_healthy(main, rest)
@@ -1686,4 +1690,4 @@ async def test_after_all_that_a_normal_job_still_completes(
         hashlib.sha256(body).digest()
         == hashlib.sha256((media_dir / "video.mp4").read_bytes()).digest()
     )
-    await assert_healthy(guarded, guarded_api)
+    await assert_healthy(guarded_service, guarded_api)

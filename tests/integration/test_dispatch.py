@@ -14,34 +14,9 @@ import socketio
 from mediad.service import Service
 from tests.support.harness import Api, RedisServer, eventually, running_service
 from tests.support.mediaserver import MediaServer
+from tests.support.workers import ScriptedWorker
 
 WORKER_TOKEN = "remote-worker-token-for-tests-0123456789"
-
-
-class FakeWorkerClient:
-    """A real Socket.IO client speaking the /worker protocol, driven by the test."""
-
-    def __init__(self, base_url: str, token: str | None, worker_id: str = "test-worker") -> None:
-        self.base_url = base_url
-        self.auth = {"token": token, "workerId": worker_id} if token is not None else None
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.starts: list[dict[str, Any]] = []
-        self.sio.on("job:start", self._on_start, namespace="/worker")
-
-    async def _on_start(self, data: dict[str, Any]) -> None:
-        self.starts.append(data)
-
-    async def connect(self) -> None:
-        await self.sio.connect(
-            self.base_url, namespaces=["/worker"], auth=self.auth, transports=["websocket"],
-            wait_timeout=5,
-        )  # fmt: skip
-
-    async def emit(self, event: str, data: dict[str, Any]) -> None:
-        await self.sio.emit(event, data, namespace="/worker")
-
-    async def close(self) -> None:
-        await self.sio.disconnect()
 
 
 async def _write_log(dsn: str) -> asyncpg.Connection:
@@ -64,7 +39,7 @@ async def test_progress_writes_are_batched(new_config: Any, media_server: MediaS
     service = Service(config)
     await service.start()
     api = Api(service.base_url)
-    worker = FakeWorkerClient(service.base_url, WORKER_TOKEN)
+    worker = ScriptedWorker(service.base_url, token=WORKER_TOKEN)
     assert config.database.url is not None
     log = await _write_log(config.database.url)
     try:
@@ -72,7 +47,7 @@ async def test_progress_writes_are_batched(new_config: Any, media_server: MediaS
         created = await api.submit(media_server.url("blob.bin"), type="aria2")
         job_id = created["jobId"]
         await eventually(lambda: worker.starts, what="job:start")
-        attempt = worker.starts[0]["attempt"]
+        attempt = worker.start_of(0)["attempt"]
         await log.execute("DELETE FROM test_job_writes")
         # 60 events a second for 3 seconds, paced by the clock.
         sent, started = 0, time.monotonic()
@@ -151,14 +126,14 @@ async def test_never_more_than_concurrency_jobs_run(
 async def test_worker_namespace_refuses_missing_and_wrong_tokens(shared_service: Service) -> None:
     # The shared service has no shared token; local-9 was never issued one.
     for token in (None, "", "x" * 43, WORKER_TOKEN):
-        client = FakeWorkerClient(shared_service.base_url, token, worker_id="local-9")
+        client = ScriptedWorker(shared_service.base_url, "local-9", token=token)
         with pytest.raises(socketio.exceptions.ConnectionError):
             await client.connect()
         await client.sio.disconnect()
     # Another worker's id with a made-up token, or the real token of another id.
     issued = shared_service.tokens._issued
     for worker_id, token in (("local-1", "y" * 43), ("local-9", issued["local-2"])):
-        client = FakeWorkerClient(shared_service.base_url, token, worker_id=worker_id)
+        client = ScriptedWorker(shared_service.base_url, worker_id, token=token)
         with pytest.raises(socketio.exceptions.ConnectionError):
             await client.connect()
         await client.sio.disconnect()
@@ -171,8 +146,8 @@ async def test_events_for_jobs_not_bound_to_the_worker_are_ignored(
     config = await new_config(workers={"processes": 0, "token": WORKER_TOKEN})
     async with Service(config) as service:
         api = Api(service.base_url)
-        owner = FakeWorkerClient(service.base_url, WORKER_TOKEN, "owner")
-        intruder = FakeWorkerClient(service.base_url, WORKER_TOKEN, "intruder")
+        owner = ScriptedWorker(service.base_url, "owner", token=WORKER_TOKEN)
+        intruder = ScriptedWorker(service.base_url, "intruder", token=WORKER_TOKEN)
         try:
             await owner.connect()
             created = await api.submit(media_server.url("blob.bin"), type="aria2")
@@ -299,9 +274,8 @@ async def test_active_heartbeats_keep_a_silent_job_alive_and_silence_stalls_it(
     )
     async with Service(config) as service:
         api = Api(service.base_url)
-        worker = FakeWorkerClient(service.base_url, WORKER_TOKEN)
-        controls: list[dict[str, Any]] = []
-        worker.sio.on("job:control", controls.append, namespace="/worker")
+        worker = ScriptedWorker(service.base_url, token=WORKER_TOKEN)
+        controls = worker.controls
         try:
             await worker.connect()
             job_id = (await api.submit(media_server.url("blob.bin"), type="aria2"))["jobId"]
