@@ -98,6 +98,20 @@ class Attempt:
         self.move(Phase.RELEASED)
         return True
 
+    def also_after_stop(self, then: Callable[[], Awaitable[None]]) -> None:
+        """One more thing to do once the tool being stopped is gone (a cancel asked
+        while a pause is being stopped: its files go after the tool)."""
+        first = self.after_stop
+        if first is None:
+            self.after_stop = then
+            return
+
+        async def both() -> None:
+            await first()
+            await then()
+
+        self.after_stop = both
+
     def take_after_stop(self) -> Callable[[], Awaitable[None]] | None:
         then, self.after_stop = self.after_stop, None
         return then

@@ -104,7 +104,13 @@ class Controller:
         elif previous is Status.QUEUED:
             await self._unqueue(job.id)
         if action == "cancel" and previous is not Status.RUNNING:
-            await self._remove_files(job.id, data=False)  # a paused job's partial data
+
+            async def remove_partial() -> None:  # a paused job's partial data
+                await self._remove_files(job.id, data=False)
+
+            # A pause still being stopped: once its tool is gone.
+            if not await self.dispatcher.stop_job(job_id, action, remove_partial):
+                await remove_partial()
         if job.status is Status.QUEUED:
             try:
                 await self.queue.push(job_id)

@@ -312,7 +312,8 @@ class Dispatcher:
         a = self._bound(sid, ev.job_id, ev.attempt)
         if a is None:
             current = self.roster.get(ev.job_id)
-            if current is None or current.attempt != ev.attempt:  # a superseded attempt
+            superseded = current is None or current.attempt != ev.attempt
+            if superseded or current.phase is Phase.STOPPING:  # no result: nobody wants it
                 await asyncio.to_thread(results.discard, staging)
             await self._settle_late(sid, ev.job_id, ev.attempt)
             return
@@ -355,11 +356,15 @@ class Dispatcher:
 
     async def stop_job(self, job_id: str, action: str, then: Then | None = None) -> bool:
         """Ask the worker running this job to stop its tool (cancel, pause); ``then``
-        runs once it has. False when no attempt of the job holds a slot, or one is
-        already being stopped."""
+        runs once it has (also when a stop was already on its way). False when no
+        attempt of the job holds a slot."""
         a = self.roster.get(job_id)
-        if a is None or a.phase is Phase.STOPPING:
+        if a is None:
             return False
+        if a.phase is Phase.STOPPING:
+            if then is not None:
+                a.also_after_stop(then)
+            return True
         await self.stop_attempt(a, action, then)
         return True
 

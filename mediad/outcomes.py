@@ -176,7 +176,9 @@ class Outcomes:
         return True
 
     async def release(self, a: Attempt) -> None:
-        """Free the attempt's slot and worker, once."""
+        """Free the attempt's slot and worker, once; if a stop was asked meanwhile (its
+        tool is gone either way), what was to follow it runs now."""
+        was_stopping = a.phase is Phase.STOPPING
         if not a.release():
             return
         self.roster.unbind(a)
@@ -187,16 +189,14 @@ class Outcomes:
                 await self.leases.release(a.slot)
         except QueueUnavailable:
             pass  # the reconciler clears stranded entries; a slot's lease runs out
+        then = a.take_after_stop() if was_stopping else None
+        if then is not None:
+            await then()
 
     async def stopped(self, a: Attempt) -> None:
         """The attempt's tool is gone (confirmed, its worker left, or the stop timed out):
         free the slot, then do what was to follow the stop."""
-        if a.phase is Phase.RELEASED:
-            return  # already settled
         await self.release(a)
-        then = a.take_after_stop()
-        if then is not None:
-            await then()
 
     async def write_terminal(self, write: Callable[[], Awaitable[T]]) -> T:
         """Retry a write that must land (a terminal state) while PostgreSQL is down."""

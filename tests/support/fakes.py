@@ -118,7 +118,9 @@ class FakeStore:
         self._enter("get_job")
         return self.jobs.get(job_id)
 
-    async def mark_running(self, job_id: UUID, worker_id: str) -> Job | None:
+    async def mark_running(
+        self, job_id: UUID, worker_id: str, instance_id: str | None = None
+    ) -> Job | None:
         self._enter("mark_running")
         job = self.jobs.get(job_id)
         if job is None or job.status is not Status.QUEUED:
@@ -126,7 +128,7 @@ class FakeStore:
         now = self._now()
         return self._update(
             job, status=Status.RUNNING, attempts=job.attempts + 1, worker_id=worker_id,
-            stage="downloading", progress=None, speed=None, eta=None, error_code=None,
+            instance_id=instance_id, stage="downloading", progress=None, speed=None, eta=None, error_code=None,
             error_message=None, started_at=now, finished_at=None,
         )  # fmt: skip
 
@@ -236,11 +238,11 @@ class FakeStore:
         del self.jobs[job_id]
         return job.status
 
-    async def requeue_orphans(self) -> list[UUID]:
+    async def requeue_orphans(self, instance_id: str | None = None) -> list[UUID]:
         self._enter("requeue_orphans")
         ids = []
         for job in list(self.jobs.values()):
-            if job.status is not Status.RUNNING:
+            if job.status is not Status.RUNNING or job.instance_id != instance_id:
                 continue
             meta = {**job.meta, "interruptions": int(job.meta.get("interruptions") or 0) + 1}
             self._update(
@@ -251,14 +253,15 @@ class FakeStore:
             ids.append(job.id)
         return ids
 
+    async def running_owners(self) -> dict[str, int]:
+        self._enter("running_owners")
+        running = [j.instance_id for j in self.jobs.values() if j.status is Status.RUNNING]
+        return dict(Counter(i for i in running if i is not None))
+
     async def queued_ids(self) -> list[UUID]:
         self._enter("queued_ids")
         queued = [j for j in self.jobs.values() if j.status is Status.QUEUED]
         return [j.id for j in sorted(queued, key=lambda j: (j.created_at, str(j.id)))]
-
-    async def count_by_status(self) -> dict[str, int]:
-        self._enter("count_by_status")
-        return dict(Counter(j.status.value for j in self.jobs.values()))
 
 
 class FakeQueue:
@@ -311,10 +314,19 @@ class FakeQueue:
         self.waiting_list.insert(0, job_id)
         self._pushed.set()
 
-    async def push_front(self, job_id: str) -> None:
-        self._enter("push_front")
-        self.waiting_list.append(job_id)
-        self._pushed.set()
+    async def lock_reconcile(self, hold_s: float = 10.0) -> bool:
+        self._enter("lock_reconcile")
+        return True  # one instance: nobody else reconciles
+
+    async def unlock_reconcile(self) -> None:
+        self._enter("unlock_reconcile")
+
+    async def processing_elsewhere(self) -> set[str]:
+        self._enter("processing_elsewhere")
+        return set()
+
+    async def forget_instance(self, instance_id: str) -> None:
+        self._enter("forget_instance")
 
     async def take(self, timeout_s: float) -> str | None:
         self._enter("take")

@@ -108,9 +108,9 @@ async def test_a_job_paused_or_cancelled_between_take_and_mark_running_is_droppe
     job_id = await rig.submit()
     mark_running = rig.store.mark_running
 
-    async def client_acts_first(uuid: UUID, worker_id: str) -> Any:
+    async def client_acts_first(uuid: UUID, worker_id: str, instance_id: str) -> Any:
         await rig.controller.apply(uuid, action)
-        return await mark_running(uuid, worker_id)
+        return await mark_running(uuid, worker_id, instance_id)
 
     rig.store.mark_running = client_acts_first  # type: ignore[method-assign]
     rig.start()
@@ -128,8 +128,8 @@ async def test_a_worker_that_leaves_before_the_start_is_recorded(make_rig: MakeR
     job_id = await rig.submit()
     mark_running = rig.store.mark_running
 
-    async def worker_leaves_meanwhile(uuid: UUID, worker_id: str) -> Any:
-        job = await mark_running(uuid, worker_id)
+    async def worker_leaves_meanwhile(uuid: UUID, worker_id: str, instance_id: str) -> Any:
+        job = await mark_running(uuid, worker_id, instance_id)
         await rig.dispatcher.worker_disconnected("s1")
         return job
 
@@ -393,7 +393,8 @@ async def test_stopped_and_a_disconnect_run_the_follow_up_once(
         runs.append(job_id)
 
     assert await rig.dispatcher.stop_job(job_id, "cancel", then) is True
-    assert await rig.dispatcher.stop_job(job_id, "cancel", then) is False  # already stopping
+    assert await rig.dispatcher.stop_job(job_id, "cancel") is True  # already stopping
+    assert len(rig.channel.controls) == 1  # and no second stop is asked
     stopped = rig.stopped(sid, job_id, attempt, "cancel")
     gone = rig.dispatcher.worker_disconnected(sid)
     if order == "together":
