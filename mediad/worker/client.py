@@ -96,6 +96,7 @@ class Worker:
             self.forks = ForkServer.start(self.settings.ffmpeg)
         if self.forks is not None:
             self.forks.on_lost = self._forks_lost
+            self.forks.watch()
         try:
             await self.egress.start()
             env = tools_environment(os.environ, self.egress.url)

@@ -131,7 +131,7 @@ class ForkServer:
         pipe that the returned process reads."""
         if self.lost or self._closed:
             raise ForkServerLost("the fork server is gone")
-        self._listen()
+        self.watch()
         assert self._loop is not None
         self._next_id += 1
         request_id = self._next_id
@@ -160,7 +160,9 @@ class ForkServer:
         reader = await procs.reader_for(read_fd)
         return ForkedProcess(reply["pid"], reader, reply["exited"], reply["threads"])
 
-    def _listen(self) -> None:
+    def watch(self) -> None:
+        """Read the server's replies on the running loop from now on (a server that dies
+        is noticed at once, not at the next fork)."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
             self._loop.add_reader(self._sock.fileno(), self._on_readable)

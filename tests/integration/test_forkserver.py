@@ -5,11 +5,13 @@ group, and gone once the job is cancelled."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
+from typing import Any
 
 from mediad.service import Service
 from tests.integration.test_serve_cli import descendants
-from tests.support.harness import Api, eventually
+from tests.support.harness import Api, eventually, running_service
 from tests.support.mediaserver import MediaServer
 
 
@@ -66,3 +68,32 @@ async def test_a_yt_dlp_job_is_forked_by_the_single_threaded_fork_server(
     assert status == 200 and job["status"] == "cancelled"
     await eventually(lambda: not alive(child), what="the cancelled job's yt-dlp to be gone")
     assert alive(server) and cmdline(server) == "mediad: fork-server"  # ready for the next
+
+
+async def test_a_worker_whose_fork_server_dies_is_replaced(
+    new_config: Any, media_server: MediaServer, media_dir: Path
+) -> None:
+    """A fork server killed while idle: its worker notices at once and exits (a server
+    forked again from the threaded worker would break the rule); the supervisor starts a
+    fresh worker, with a fresh fork server, and yt-dlp jobs run on it."""
+    config = await new_config(workers={"processes": 1})
+    async with running_service(config) as service:
+        assert service.supervisor is not None
+        api = Api(service.base_url)
+        try:
+            (worker,) = [p.pid for p in service.supervisor.procs.values()]
+            (server,) = [p for p in descendants(worker) if cmdline(p) == "mediad: fork-server"]
+            os.kill(server, signal.SIGKILL)
+            await eventually(lambda: not alive(worker), what="the worker to exit")
+
+            def replaced() -> bool:
+                procs = list(service.supervisor.procs.values())  # type: ignore[union-attr]
+                return bool(procs) and procs[0].pid != worker and procs[0].returncode is None
+
+            await eventually(replaced, timeout_s=60, what="a new worker")
+            job = await api.submit(media_server.url("video.mp4"), type="ytdlp")
+            done = await api.wait_status(job["jobId"], "completed", "failed", timeout_s=90)
+            assert done["status"] == "completed", done
+            assert done["size"] == (media_dir / "video.mp4").stat().st_size
+        finally:
+            await api.close()
