@@ -22,6 +22,7 @@ from mediad.errors import ConfigError, MediadError, ServiceError
 if TYPE_CHECKING:
     from mediad import sdnotify
     from mediad.service import Service
+    from mediad.worker.forkserver import ForkServer
 
 log = logging.getLogger("mediad")
 
@@ -198,6 +199,7 @@ async def _start(
 def _handed_over_worker(fd: int) -> int:
     """A worker whose settings (token included) come from file descriptor ``fd``."""
     from mediad.worker import client
+    from mediad.worker.forkserver import ForkServer
     from mediad.worker.settings import WorkerSettings, take_over
 
     payload = take_over(fd)
@@ -209,15 +211,20 @@ def _handed_over_worker(fd: int) -> int:
     daemon = payload.get("aria2")
     if not daemon:  # a local worker: the service runs the aria2 daemon
         return client.main(settings)
-    return asyncio.run(_with_own_aria2(settings, daemon))
+    # A remote worker: its fork server first, while this process has one thread (the
+    # loop and the aria2 daemon's start-up bring threads).
+    forks = None if settings.ytdlp else ForkServer.start(settings.ffmpeg)
+    return asyncio.run(_with_own_aria2(settings, daemon, forks))
 
 
-async def _with_own_aria2(settings: object, daemon_args: dict[str, object]) -> int:
+async def _with_own_aria2(
+    settings: object, daemon_args: dict[str, object], forks: ForkServer | None
+) -> int:
     """A remote worker runs its own aria2 daemon."""
     import dataclasses
 
     from mediad.daemons import Aria2Daemon
-    from mediad.worker import client, run_ytdlp
+    from mediad.worker import client
     from mediad.worker.settings import WorkerSettings
 
     assert isinstance(settings, WorkerSettings)
@@ -226,9 +233,7 @@ async def _with_own_aria2(settings: object, daemon_args: dict[str, object]) -> i
     await daemon.start()
     try:
         settings = dataclasses.replace(settings, aria2_url=daemon.url, aria2_secret=daemon.secret)
-        if not settings.ytdlp:
-            run_ytdlp.preload(settings.ffmpeg)
-        return await client.Worker(settings).run()
+        return await client.Worker(settings, forks).run()
     finally:
         await daemon.stop()
 

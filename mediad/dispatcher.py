@@ -312,8 +312,8 @@ class Dispatcher:
         a = self._bound(sid, ev.job_id, ev.attempt)
         if a is None:
             current = self.roster.get(ev.job_id)
-            superseded = current is None or current.attempt != ev.attempt
-            if superseded or current.phase is Phase.STOPPING:  # no result: nobody wants it
+            # No result: a superseded attempt's, or one that answers a stop.
+            if current is None or current.attempt != ev.attempt or current.phase is Phase.STOPPING:
                 await asyncio.to_thread(results.discard, staging)
             await self._settle_late(sid, ev.job_id, ev.attempt)
             return

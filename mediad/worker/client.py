@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import socketio
@@ -25,7 +27,15 @@ from mediad.errors import InvalidEvent
 from mediad.netpolicy import NetPolicy
 from mediad.secrecy import child_environment
 from mediad.worker import procs, run_aria2, run_ytdlp
-from mediad.worker.jobs import JobContext, JobFailed, ProgressEmitter, publish, remove_tree
+from mediad.worker.forkserver import ForkServer
+from mediad.worker.jobs import (
+    JobContext,
+    JobFailed,
+    ProgressEmitter,
+    Toolkit,
+    publish,
+    remove_tree,
+)
 from mediad.worker.progress import Progress
 from mediad.worker.settings import WorkerSettings
 
@@ -35,10 +45,36 @@ _Message = (
     wire.ProgressEvent | wire.CompletedEvent | wire.FailedEvent | wire.StoppedEvent | wire.Heartbeat
 )
 
+Runner = Callable[[JobContext], Awaitable[list[Path]]]
+
+
+def _imported(module: str) -> Runner:
+    """A runner whose module is imported by its first job (a worker may never run one)."""
+
+    async def run(ctx: JobContext) -> list[Path]:
+        runner: Runner = importlib.import_module(module).run
+        return await runner(ctx)
+
+    return run
+
+
+# Every job type's runner: ``run(ctx)``, the tools it needs in ``ctx.toolkit``.
+RUNNERS: dict[str, Runner] = {
+    "ytdlp": run_ytdlp.run,
+    "aria2": run_aria2.run,
+    "ffmpeg": _imported("mediad.worker.run_ffmpeg"),
+    "twitter": _imported("mediad.worker.run_twitter"),
+}
+
 
 class Worker:
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, forks: ForkServer | None = None) -> None:
+        """``forks``: the fork server ``main`` started before anything else (without one,
+        ``run`` starts it, for yt-dlp run by the fork server, not by an executable)."""
         self.settings = settings
+        self.forks = forks
+        self.toolkit = Toolkit()
+        self.exit_code = 0
         self.sio = socketio.AsyncClient(
             reconnection=True,
             reconnection_delay=0.2,
@@ -63,9 +99,15 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
-        await self.egress.start()
-        procs.use_environment(tools_environment(os.environ, self.egress.url))
+        if self.forks is None and not self.settings.ytdlp:
+            self.forks = ForkServer.start(self.settings.ffmpeg)
+        if self.forks is not None:
+            self.forks.on_lost = self._forks_lost
+            self.forks.watch()
         try:
+            await self.egress.start()
+            env = tools_environment(os.environ, self.egress.url)
+            self.toolkit = Toolkit(env=env, forks=self.forks, aria2=self.rpc)
             if not await self._connect():
                 return 1
             heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
@@ -78,9 +120,18 @@ class Worker:
             await self.egress.stop()
             s = self.settings
             await asyncio.to_thread(probe.remove, s.data_dir, s.tmp_dir, s.worker_id)
+            if self.forks is not None:
+                await self.forks.stop()
         if self.rpc is not None:
             await self.rpc.close()
-        return 0
+        return self.exit_code
+
+    def _forks_lost(self) -> None:
+        """Without its fork server a worker cannot run yt-dlp, and a new one forked from
+        here would not be forked from one thread: stop, the supervisor starts a fresh
+        worker (the server requeues the job as mediad's fault)."""
+        self.exit_code = 1
+        self._stop.set()
 
     async def _connect(self, deadline_s: float = 60) -> bool:
         """Connect, retrying with backoff while the server is not up; a refusal (a bad
@@ -205,7 +256,7 @@ class Worker:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         if reason == "cancel":
-            remove_tree(ctx.work_dir)
+            await asyncio.to_thread(remove_tree, ctx.work_dir)
         if reason in wire.STOPPING_ACTIONS:
             await self._emit(wire.STOPPED, wire.StoppedEvent(ctx.job_id, ctx.attempt, reason))
 
@@ -216,7 +267,7 @@ class Worker:
         log.info("running %s job (attempt %d)", ctx.type, ctx.attempt, extra=extra)
         self.egress.clear()  # one job at a time: what it refuses belongs to this job
         try:
-            ctx.work_dir.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(ctx.work_dir.mkdir, parents=True, exist_ok=True)
             try:
                 files = await self._run_tool(ctx)
             except JobFailed:
@@ -227,7 +278,7 @@ class Worker:
             staging = results.staging_dir(self.settings.data_dir, ctx.job_id, ctx.attempt)
             published = await asyncio.to_thread(publish, files, staging)
             await ctx.emitter.close()
-            remove_tree(ctx.work_dir)
+            await asyncio.to_thread(remove_tree, ctx.work_dir)
             entries = tuple(wire.FileEntry(f["name"], f["size"]) for f in published)
             await self._emit(wire.COMPLETED, wire.CompletedEvent(ctx.job_id, ctx.attempt, entries))
             log.info("completed: %d file(s)", len(published), extra=extra)
@@ -259,27 +310,17 @@ class Worker:
         if verdict is not None:
             raise JobFailed(verdict.error_code, verdict.message)
 
-    async def _run_tool(self, ctx: JobContext) -> list[os.PathLike[str]]:
-        if ctx.type == "ytdlp":
-            return await run_ytdlp.run(ctx)  # type: ignore[return-value]
-        if ctx.type == "aria2":
-            if self.rpc is None:
-                raise JobFailed("tool_missing", "this worker has no aria2 daemon")
-            return await run_aria2.run(ctx, self.rpc)  # type: ignore[return-value]
-        if ctx.type == "ffmpeg":
-            from mediad.worker import run_ffmpeg
-
-            return await run_ffmpeg.run(ctx)  # type: ignore[return-value]
-        if ctx.type == "twitter":
-            from mediad.worker import run_twitter
-
-            return await run_twitter.run(ctx)  # type: ignore[return-value]
-        raise JobFailed("unsupported_type", f"this worker cannot run {ctx.type} jobs")
+    async def _run_tool(self, ctx: JobContext) -> list[Path]:
+        runner = RUNNERS.get(ctx.type)
+        if runner is None:
+            raise JobFailed("unsupported_type", f"this worker cannot run {ctx.type} jobs")
+        ctx.toolkit = self.toolkit  # the environment, the fork server, the aria2 client
+        return await runner(ctx)
 
     async def _fail(self, ctx: JobContext, code: str, message: str) -> None:
         await ctx.emitter.close()
-        if code in ("disk_full", "too_large"):
-            remove_tree(ctx.work_dir)  # partial files are of no use and take the space
+        if code in ("disk_full", "too_large"):  # partial files are of no use and take the space
+            await asyncio.to_thread(remove_tree, ctx.work_dir)
         log.info("failed: %s: %s", code, message, extra={"jobId": ctx.job_id})
         await self._emit(wire.FAILED, wire.FailedEvent(ctx.job_id, ctx.attempt, code, message))
 
@@ -295,6 +336,7 @@ def main(settings: WorkerSettings) -> int:
     procs.die_with_parent(signal.SIGTERM)
     if settings.parent_pid is not None and os.getppid() != settings.parent_pid:
         return 1  # the service that started us is already gone
-    if not settings.ytdlp:
-        run_ytdlp.preload(settings.ffmpeg)
-    return asyncio.run(Worker(settings).run())
+    # First of all, while this process has one thread: the fork server, which preloads
+    # yt-dlp and forks every yt-dlp job (none from here, where the loop starts threads).
+    forks = None if settings.ytdlp else ForkServer.start(settings.ffmpeg)
+    return asyncio.run(Worker(settings, forks).run())

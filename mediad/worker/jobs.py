@@ -1,5 +1,6 @@
-"""What every tool runner shares: the job's context, coalesced progress, the failure
-type, and publishing results into ``data/{jobId}`` by atomic rename."""
+"""What every tool runner shares: the job's context (with the worker's ``Toolkit``),
+coalesced progress, the failure type, and publishing results into ``data/{jobId}`` by
+atomic rename."""
 
 from __future__ import annotations
 
@@ -10,15 +11,20 @@ import re
 import shutil
 import time
 import unicodedata
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mediad.errors import MediadError
+from mediad.worker import procs
 from mediad.worker.procs import ToolProcess
 from mediad.worker.progress import Progress
 from mediad.worker.settings import WorkerSettings
+
+if TYPE_CHECKING:
+    from mediad.aria2 import Aria2Rpc
+    from mediad.worker.forkserver import ForkServer
 
 MAX_NAME_BYTES = 200
 
@@ -80,6 +86,20 @@ class ProgressEmitter:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+@dataclass(frozen=True)
+class Toolkit:
+    """What the worker computes once and hands every job it runs (``Worker._run_tool``)."""
+
+    # The environment every tool runs with: no secret of mediad's, the proxy variables
+    # pointing at the egress guard (``client.tools_environment``). None: this process's
+    # own (tests that run a runner by itself).
+    env: Mapping[str, str] | None = None
+    # Forks yt-dlp from a preloaded interpreter with one thread (None: none started).
+    forks: ForkServer | None = None
+    # The aria2 daemon's RPC client (None: this worker has no daemon).
+    aria2: Aria2Rpc | None = None
+
+
 @dataclass
 class JobContext:
     job_id: str
@@ -96,6 +116,7 @@ class JobContext:
     tools: list[ToolProcess] = field(default_factory=list)
     # The worker's egress proxy, which every tool must use (None: no guard, tests only).
     proxy_url: str | None = None
+    toolkit: Toolkit = field(default_factory=Toolkit)
 
     def __post_init__(self) -> None:
         self.work_dir = self.settings.tmp_dir / self.job_id
@@ -103,6 +124,10 @@ class JobContext:
     def attach(self, proc: ToolProcess) -> ToolProcess:
         self.tools.append(proc)
         return proc
+
+    async def spawn(self, argv: Sequence[str], cwd: Path) -> ToolProcess:
+        """Start an executable tool with the toolkit's environment, attached to the job."""
+        return self.attach(await procs.spawn(argv, cwd=cwd, env=self.toolkit.env))
 
     @property
     def data_dir(self) -> Path:

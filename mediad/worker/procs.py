@@ -2,36 +2,25 @@
 the whole group, children included), stdout and stderr merged into one line stream, and
 a parent-death signal so that a tool never outlives its worker.
 
-Two ways to start one: ``spawn`` runs an executable; ``fork_tool`` forks this process and
-calls a Python entry point in the child. The second is for yt-dlp: the worker imports it
-once, and each job costs a fork instead of ~0.9 s of interpreter start-up.
+``spawn`` runs an executable with the environment it is given (the worker's tool
+environment: ``JobContext.spawn``). yt-dlp is not an executable here: the worker's fork
+server (``forkserver.py``) forks it from a preloaded interpreter that has one thread, so
+each job costs a fork instead of ~0.9 s of interpreter start-up; its children are
+``ToolProcess``es too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import os
 import signal
-import sys
-import traceback
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 from mediad.parent_death import die_with_parent  # also procs.die_with_parent to callers
 
 READ_LIMIT = 1 << 20
-
-# The environment every tool gets (see ``use_environment``); None: this process's own.
-_tool_env: dict[str, str] | None = None
-
-
-def use_environment(env: dict[str, str]) -> None:
-    """Start every tool from now on with ``env`` (the worker's, with the proxy variables
-    pointing at its egress guard and no ``no_proxy`` to slip past it)."""
-    global _tool_env
-    _tool_env = dict(env)
 
 
 class ToolProcess:
@@ -107,7 +96,7 @@ def group_cpu_ticks(pgid: int) -> int:
     return total
 
 
-async def _reader_for(fd: int) -> asyncio.StreamReader:
+async def reader_for(fd: int) -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
     pipe = os.fdopen(fd, "rb", buffering=0)
@@ -115,8 +104,8 @@ async def _reader_for(fd: int) -> asyncio.StreamReader:
     return reader
 
 
-def _wait_pid(pid: int) -> asyncio.Future[int]:
-    """A future for the exit code of a child we forked ourselves (via a pidfd)."""
+def wait_child(pid: int) -> asyncio.Future[int]:
+    """A future for the exit code of a child this process forked itself (via a pidfd)."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[int] = loop.create_future()
     pidfd = os.pidfd_open(pid)
@@ -136,11 +125,14 @@ def _wait_pid(pid: int) -> asyncio.Future[int]:
     return future
 
 
-async def spawn(argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> ToolProcess:
+async def spawn(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None
+) -> ToolProcess:
+    """Run ``argv`` in ``cwd`` with ``env`` (None: this process's environment)."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
-        env=env if env is not None else _tool_env,
+        env=env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -151,63 +143,3 @@ async def spawn(argv: Sequence[str], cwd: Path, env: dict[str, str] | None = Non
     assert proc.stdout is not None
     waiter = asyncio.ensure_future(proc.wait())
     return ToolProcess(proc.pid, proc.stdout, waiter)
-
-
-async def fork_tool(
-    entry: Callable[[list[str]], object], argv: list[str], cwd: Path
-) -> ToolProcess:
-    """Run ``entry(argv)`` in a forked child of this (already-imported) interpreter."""
-    read_fd, write_fd = os.pipe()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        _child(entry, argv, cwd, write_fd)
-    os.close(write_fd)
-    reader = await _reader_for(read_fd)
-    return ToolProcess(pid, reader, _wait_pid(pid))
-
-
-def _child(entry: Callable[[list[str]], object], argv: list[str], cwd: Path, out_fd: int) -> None:
-    code: object = 1
-    try:
-        os.setsid()
-        die_with_parent(signal.SIGKILL)
-        # The parent's event loop, signal handlers and sockets are not ours to use.
-        asyncio.events._set_running_loop(None)
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(out_fd, 1)
-        os.dup2(out_fd, 2)
-        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-        os.chdir(cwd)
-        if _tool_env is not None:  # yt-dlp and the ffmpeg it starts read these
-            os.environ.clear()
-            os.environ.update(_tool_env)
-        # Fresh streams on fds 1 and 2: whatever sys.stdout was in the parent (a logging
-        # redirect, a test's capture) is not the pipe.
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
-        code = entry(argv)
-    except SystemExit as exc:
-        code = exc.code
-    except KeyboardInterrupt:
-        code = 130
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    finally:
-        with contextlib.suppress(BaseException):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        if code is None:
-            code = 0
-        elif not isinstance(code, int):
-            with contextlib.suppress(BaseException):
-                print(code, file=sys.stderr, flush=True)
-            code = 1
-        os._exit(code)

@@ -21,7 +21,10 @@ FIRST_POLL_S = 0.005
 MAX_RPC_FAILURES = 100
 
 
-async def run(ctx: JobContext, rpc: Aria2Rpc) -> list[Path]:
+async def run(ctx: JobContext) -> list[Path]:
+    rpc = ctx.toolkit.aria2
+    if rpc is None:
+        raise JobFailed("tool_missing", "this worker has no aria2 daemon")
     await _stop_leftovers(rpc, ctx.work_dir)
     options = {
         "dir": str(ctx.work_dir),

@@ -213,7 +213,7 @@ async def probe_duration(ctx: JobContext, ffprobe: str) -> float | None:
 
 async def _read_tool(ctx: JobContext, argv: list[str], timeout_s: float) -> list[str] | None:
     """A short tool run's output lines, or None if it failed or ran out of time."""
-    proc = ctx.attach(await procs.spawn(argv, cwd=ctx.work_dir))
+    proc = await ctx.spawn(argv, cwd=ctx.work_dir)
     lines: list[str] = []
     try:
         async with asyncio.timeout(timeout_s):
@@ -235,10 +235,8 @@ async def _record(
     """Run ffmpeg to the end, reporting progress; (exit code, what its log said)."""
     parser = FfmpegProgressParser(duration_s, stage="downloading")
     log = FfmpegLog()
-    proc = ctx.attach(
-        await procs.spawn(
-            build_args(ffmpeg, ctx.url, partial, container, ctx.proxy_url), ctx.work_dir
-        )
+    proc = await ctx.spawn(
+        build_args(ffmpeg, ctx.url, partial, container, ctx.proxy_url), ctx.work_dir
     )
     stopper = asyncio.create_task(_stop_on_request(ctx, proc, parser), name=f"stop-{ctx.job_id}")
     try:

@@ -309,8 +309,8 @@ async def _run_twmd(
     """Run twmd to its end (or to a limit, a prompt or a cancel: then the whole process
     group is killed), reporting progress. Returns its output and exit code."""
     try:
-        # The environment every tool gets (procs.use_environment): no secrets, the guard.
-        proc = ctx.attach(await procs.spawn(argv, cwd=cwd))
+        # The environment every tool gets (the worker's toolkit): no secrets, the guard.
+        proc = await ctx.spawn(argv, cwd=cwd)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise

@@ -1,5 +1,6 @@
-"""yt-dlp jobs. By default the worker imports yt_dlp once and forks a child per job that
-runs yt-dlp's own command-line entry point; ``tools.ytdlp`` runs an executable instead."""
+"""yt-dlp jobs. By default the worker's fork server (``forkserver.py``) imports yt_dlp
+once (``preload``) and forks a child per job that runs yt-dlp's own command-line entry
+point (``ENTRY``); ``tools.ytdlp`` runs an executable instead."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mediad.worker import procs
+from mediad.worker.forkserver import ForkServerLost
 from mediad.worker.jobs import JobContext, JobFailed
+from mediad.worker.procs import ToolProcess
 from mediad.worker.ytdlp_progress import PROGRESS_ARGS, FileDone, YtdlpParser, classify_error
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ FORMAT_PRESETS = {
     "audio": "ba/b",
 }
 
+# What each forked child runs: yt-dlp's command line (imported by ``preload``).
+ENTRY = "yt_dlp:main"
 _entry: Any = None
 
 
@@ -56,6 +60,8 @@ def preload(ffmpeg: str | None = None) -> None:
     job is given). All of it is derived from yt-dlp's code and the tools on disk, never
     from a job: each job still runs in a fresh child with its own options."""
     global _entry
+    if _entry is not None:
+        return
     import yt_dlp
 
     _entry = yt_dlp.main
@@ -185,13 +191,7 @@ async def run(ctx: JobContext) -> list[Path]:
         ctx.settings.max_job_bytes,
         ctx.proxy_url,
     )
-    if ctx.settings.ytdlp:
-        proc = await procs.spawn([ctx.settings.ytdlp, *args], cwd=ctx.work_dir)
-    else:
-        if _entry is None:
-            preload(ctx.settings.ffmpeg)
-        proc = await procs.fork_tool(_entry, args, ctx.work_dir)
-    ctx.attach(proc)
+    proc = await start(ctx, args)
     parser = YtdlpParser()
     files: list[Path] = []
     too_large = False
@@ -220,6 +220,25 @@ async def run(ctx: JobContext) -> list[Path]:
     if not found:
         raise JobFailed("tool_failed", "yt-dlp finished but reported no file")
     return found + subtitles_of(found)
+
+
+def title_of(job_id: str) -> str:
+    """The process title of a job's yt-dlp (what ``ps`` shows)."""
+    return f"mediad: yt-dlp {job_id}"
+
+
+async def start(ctx: JobContext, args: list[str]) -> ToolProcess:
+    """yt-dlp for one job: the configured executable, or a child of the fork server."""
+    if ctx.settings.ytdlp:
+        return await ctx.spawn([ctx.settings.ytdlp, *args], cwd=ctx.work_dir)
+    forks = ctx.toolkit.forks
+    if forks is None:
+        raise JobFailed("internal_error", "this worker has no fork server for yt-dlp")
+    try:
+        proc = await forks.fork(ENTRY, args, ctx.work_dir, ctx.toolkit.env, title_of(ctx.job_id))
+    except ForkServerLost as exc:  # mediad's fault, not the job's: it is retried
+        raise JobFailed("interrupted", str(exc)) from None
+    return ctx.attach(proc)
 
 
 def _build_ahead() -> None:

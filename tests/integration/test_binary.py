@@ -360,6 +360,10 @@ def environ(pid: int) -> dict[str, str]:
     return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if item)
 
 
+def _ppid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def exe(pid: int) -> str:
     return os.path.basename(os.readlink(f"/proc/{pid}/exe")).removesuffix(" (deleted)")
 
@@ -456,7 +460,8 @@ async def test_jobs_page_and_systemd_through_the_binary(
                 assert not [k for k in env if k.startswith(("LD_LIBRARY", "_PYI_"))], (name, env)
                 if name == "aria2c":  # postgres and redis write their titles over theirs
                     assert env["PATH"] == "/usr/bin:/bin", (name, env)
-        workers = [p for p, n in programs.items() if n == "mediad" and p != main]
+        # (each worker's fork server and its yt-dlp children are the binary too, below it)
+        workers = [p for p, n in programs.items() if n == "mediad" and _ppid(p) == main]
         assert len(workers) == 3
         assert all(
             environ(w)["_PYI_APPLICATION_HOME_DIR"] == str(run.bundles()[0]) for w in workers

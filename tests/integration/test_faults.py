@@ -44,6 +44,12 @@ def children(pid: int) -> list[int]:
     return sorted(descendants(pid))
 
 
+def _cmdline(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return ""
+
+
 def _sha(media_dir: Path) -> str:
     global BLOB_SHA
     if BLOB_SHA is None:
@@ -122,7 +128,8 @@ async def test_sigkill_only_the_tool_retries_the_job(
         job_id = (await api.submit(url, type="ytdlp"))["jobId"]
         await _running(api, job_id)
         worker = faulty.supervisor.procs[_worker_of(faulty, job_id)]
-        (tool,) = children(worker.pid)  # the forked yt-dlp
+        # The forked yt-dlp (its fork server, the worker's child, is its parent).
+        (tool,) = [p for p in children(worker.pid) if _cmdline(p).startswith("mediad: yt-dlp ")]
         os.kill(tool, signal.SIGKILL)
         done = await _verify_complete(api, faulty.config, job_id, media_dir)
         assert done["attempts"] == 2

@@ -208,12 +208,12 @@ async def _running(api: Api, job_id: str) -> bool:
 
 
 def forked_tools(workers: list[int], tree: set[int]) -> list[int]:
-    """yt-dlp children forked from a worker: one level below it, with its command line."""
-    return [
-        pid
-        for pid in tree
-        if pid not in workers and ppid(pid) in workers and cmdline(pid) == cmdline(ppid(pid))
-    ]
+    """yt-dlp children forked by a worker's fork server (the worker's child): two levels
+    below the worker, titled ``mediad: yt-dlp <jobId>``."""
+    servers = {
+        p for p in tree if ppid(p) in workers and cmdline(p).strip() == "mediad: fork-server"
+    }
+    return [p for p in tree if ppid(p) in servers and cmdline(p).startswith("mediad: yt-dlp ")]
 
 
 @pytest.mark.slow

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from mediad.worker import procs
+from mediad.worker.forkserver import ForkServer
 from tests.support.polling import eventually
 
 BUSY = "import time\nend = time.time() + 30\nwhile time.time() < end: pass"
@@ -61,8 +64,25 @@ def _child_entry(argv: list[str]) -> int:
     return 3
 
 
-async def test_fork_tool_runs_a_python_entry_point_in_its_own_group(tmp_path: Path) -> None:
-    proc = await procs.fork_tool(_child_entry, ["x", "y"], tmp_path)
+async def test_the_fork_server_runs_a_python_entry_point_in_its_own_group(tmp_path: Path) -> None:
+    with warnings.catch_warnings():  # this test process may have threads; the server has one
+        warnings.simplefilter("ignore", DeprecationWarning)
+        forks = ForkServer.start(preload=False)
+    try:
+        entry = f"{__name__}:_child_entry"
+        proc = await forks.fork(entry, ["x", "y"], tmp_path, None, "mediad: test")
+        assert os.getpgid(proc.pid) == proc.pid
+        lines = [line async for line in proc.lines()]
+        assert await proc.wait() == 3
+        assert lines == ["child says x y"]
+    finally:
+        await forks.stop()
+
+
+async def test_spawn_runs_with_the_environment_it_is_given(tmp_path: Path) -> None:
+    script = "import os; print(sorted(k for k in os.environ if k.startswith('T_')))"
+    env = {"PATH": os.environ["PATH"], "T_ONE": "1"}
+    proc = await procs.spawn([sys.executable, "-c", script], cwd=tmp_path, env=env)
     lines = [line async for line in proc.lines()]
-    assert await proc.wait() == 3
-    assert lines == ["child says x y"]
+    assert await proc.wait() == 0
+    assert lines == ["['T_ONE']"]

@@ -26,6 +26,10 @@ CHECK = textwrap.dedent(
     from mediad.worker import run_ytdlp
 
     run_ytdlp.preload(sys.argv[1] or None)
+    warmed = []
+    run_ytdlp._warm_up = warmed.append
+    run_ytdlp.preload(sys.argv[1] or None)  # done once: a second call does nothing
+    assert warmed == []
     after = chosen(), chosen(allowed_extractors=["generic"])
     assert before == after, "the same extractors, in the same order"
     assert len(after[1]) == 1 and len(after[0]) > 1000

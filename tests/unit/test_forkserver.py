@@ -1,0 +1,277 @@
+"""The fork server: yt-dlp's children are forked by a process with one thread, each job
+a fresh child in its own process group, with the job's cwd, environment, output pipe and
+process title, waited for through the server and dying with it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import warnings
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mediad.worker import procs
+from mediad.worker.forkserver import ForkServer, ForkServerLost
+from tests.support.polling import eventually
+
+HERE = "tests.unit.test_forkserver"
+ROOT = Path(__file__).resolve().parents[2]
+
+# -- entry points the children run (by name: the server imports this module) ---------------
+
+_job_state: list[str] = []
+
+
+def report(argv: list[str]) -> int:
+    """What a child sees of itself, as one JSON line."""
+    _job_state.append(argv[0] if argv else "")  # a fresh child: only this job's
+    ppid = os.getppid()
+    print(json.dumps({
+        "argv": argv,
+        "state": _job_state,
+        "pid": os.getpid(),
+        "pgid": os.getpgid(0),
+        "sid": os.getsid(0),
+        "ppid": ppid,
+        "parent_threads": len(os.listdir(f"/proc/{ppid}/task")),
+        "cwd": os.getcwd(),
+        "env": dict(os.environ),
+        "cmdline": Path("/proc/self/cmdline").read_bytes().rstrip(b"\0").decode(),
+        "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
+        "stdin": os.readlink("/proc/self/fd/0"),
+    }), flush=True)  # fmt: skip
+    return 0
+
+
+def exit_with(argv: list[str]) -> object:
+    print("exiting with", argv[0], flush=True)
+    if argv[0] == "message":
+        sys.exit("a message, not a number")
+    if argv[0] == "raise":
+        raise RuntimeError("boom")
+    return int(argv[0])
+
+
+def sleep_forever(argv: list[str]) -> int:
+    if argv:
+        Path(argv[0]).write_text(str(os.getpid()))
+    print("sleeping", flush=True)
+    signal.pause()
+    return 0
+
+
+def busy(argv: list[str]) -> int:
+    print("busy", flush=True)
+    while True:
+        pass
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+async def forks() -> AsyncIterator[ForkServer]:
+    # This test process may have threads (the suite's loop): here that only concerns the
+    # test. The real order (the server first) is test_forked_by_one_thread_* below.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        server = ForkServer.start(preload=False)
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def _run(
+    forks: ForkServer, entry: str, argv: list[str], cwd: Path, **kw: object
+) -> tuple[procs.ToolProcess, list[str], int]:
+    env = kw.get("env")
+    title = str(kw.get("title", "mediad: test"))
+    proc = await forks.fork(f"{HERE}:{entry}", argv, cwd, env, title)  # type: ignore[arg-type]
+    lines = [line async for line in proc.lines()]
+    return proc, lines, await proc.wait()
+
+
+async def test_a_child_has_the_jobs_cwd_environment_title_and_its_own_group(
+    forks: ForkServer, tmp_path: Path
+) -> None:
+    env = {"PATH": os.environ["PATH"], "HTTP_PROXY": "http://127.0.0.1:1"}
+    proc, lines, code = await _run(
+        forks, "report", ["one"], tmp_path, env=env, title="mediad: yt-dlp job-1"
+    )
+    assert code == 0, lines
+    seen = json.loads(lines[-1])
+    assert seen["argv"] == ["one"]
+    assert seen["pid"] == proc.pid == seen["pgid"] == seen["sid"]  # its own session and group
+    assert seen["ppid"] == forks.pid != os.getpid()  # forked by the server, not by us
+    assert seen["cwd"] == str(tmp_path)
+    assert seen["env"] == env  # exactly the job's environment
+    assert seen["cmdline"] == "mediad: yt-dlp job-1"
+    assert seen["fds"][:3] == [0, 1, 2] and len(seen["fds"]) <= 4  # (+ listdir's own)
+    assert seen["stdin"] == "/dev/null"
+    assert proc.server_threads == 1 and seen["parent_threads"] == 1  # type: ignore[attr-defined]
+
+
+async def test_every_job_is_a_fresh_child(forks: ForkServer, tmp_path: Path) -> None:
+    states = []
+    for name in ("first", "second", "third"):
+        _, lines, code = await _run(forks, "report", [name], tmp_path)
+        assert code == 0
+        states.append(json.loads(lines[-1])["state"])
+    assert states == [["first"], ["second"], ["third"]]  # nothing left from the job before
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "last"),
+    [(["0"], 0, "exiting with 0"), (["3"], 3, "exiting with 3"),
+     (["message"], 1, "a message, not a number"), (["raise"], 1, "RuntimeError: boom")],
+)  # fmt: skip
+async def test_exit_codes_and_output_come_back(
+    forks: ForkServer, tmp_path: Path, argv: list[str], code: int, last: str
+) -> None:
+    _, lines, got = await _run(forks, "exit_with", argv, tmp_path)
+    assert got == code
+    assert lines[0] == f"exiting with {argv[0]}" and lines[-1] == last
+
+
+async def test_the_worker_signals_the_group_and_reads_its_cpu(
+    forks: ForkServer, tmp_path: Path
+) -> None:
+    proc = await forks.fork(f"{HERE}:busy", [], tmp_path, None, "mediad: test")
+    async for line in proc.lines():
+        assert line == "busy"
+        break
+    before = proc.cpu_ticks()
+    await eventually(lambda: proc.cpu_ticks() > before, what="CPU used by the busy child")
+    assert await proc.stop(signal.SIGTERM, 5) == -signal.SIGTERM
+    assert proc.returncode == -signal.SIGTERM and not alive(proc.pid)
+
+
+async def test_a_fork_given_up_on_leaves_no_child(forks: ForkServer, tmp_path: Path) -> None:
+    task = asyncio.create_task(forks.fork(f"{HERE}:sleep_forever", [], tmp_path, None, "t"))
+    await asyncio.sleep(0)  # the request is sent; the answer is not read yet
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The answer comes, nobody wants the child: it is killed, then reaped by the server.
+    await eventually(lambda: forks.unreaped == 0, what="the unwanted child reaped")
+    _, _, code = await _run(forks, "exit_with", ["0"], tmp_path)
+    assert code == 0  # the server carries on
+
+
+async def test_a_lost_server_kills_its_children_and_says_so(
+    forks: ForkServer, tmp_path: Path
+) -> None:
+    lost: list[bool] = []
+    forks.on_lost = lambda: lost.append(True)
+    proc = await forks.fork(f"{HERE}:sleep_forever", [], tmp_path, None, "t")
+    async for _ in proc.lines():
+        break
+    os.kill(forks.pid, signal.SIGKILL)
+    assert await proc.wait() == -signal.SIGKILL
+    await eventually(lambda: not alive(proc.pid), what="the child to die with the server")
+    assert lost == [True]
+    with pytest.raises(ForkServerLost):
+        await forks.fork(f"{HERE}:report", [], tmp_path, None, "t")
+
+
+async def test_stop_kills_what_still_runs(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        forks = ForkServer.start(preload=False)
+    proc = await forks.fork(f"{HERE}:sleep_forever", [], tmp_path, None, "t")
+    async for _ in proc.lines():
+        break
+    assert await forks.stop() == 0
+    assert await proc.wait() == -signal.SIGKILL
+    await eventually(lambda: not alive(proc.pid) and not alive(forks.pid), what="all gone")
+
+
+# -- in a fresh interpreter: the real order of start-up ------------------------------------
+
+WORKER = textwrap.dedent(
+    f"""
+    import asyncio, json, os, socket, sys, threading, time
+    from pathlib import Path
+    from mediad.worker.forkserver import ForkServer, thread_count
+    import {HERE} as entries
+
+    forks = ForkServer.start(preload=False)  # first, as client.main does
+    hold = threading.Event()
+    threading.Thread(target=hold.wait, daemon=True).start()
+
+    async def main():
+        # What a worker's loop does: executor threads, a resolver thread.
+        await asyncio.to_thread(time.sleep, 0)
+        await asyncio.get_running_loop().getaddrinfo("localhost", 80)
+        ours = thread_count()
+        seen = []
+        for i in range(3):
+            proc = await forks.fork("{HERE}:report", [str(i)], Path(sys.argv[1]), None, "t")
+            lines = [line async for line in proc.lines()]
+            assert await proc.wait() == 0, lines
+            seen.append((proc.server_threads, json.loads(lines[-1])))
+        if sys.argv[2] == "kill-me":
+            proc = await forks.fork("{HERE}:sleep_forever", [], Path(sys.argv[1]), None, "t")
+            async for _ in proc.lines():
+                break
+            print(json.dumps({{"server": forks.pid, "child": proc.pid}}), flush=True)
+            await asyncio.sleep(60)
+        await forks.stop()
+        print(json.dumps({{"ours": ours, "pid": os.getpid(), "server": forks.pid,
+                           "seen": seen}}))
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_forked_by_one_thread_while_the_worker_has_several(tmp_path: Path) -> None:
+    """The proof of the design: however many threads the worker has, the process that
+    forks has one at each fork (and Python's fork warning is an error here)."""
+    out = subprocess.run(
+        [sys.executable, "-W", "error::DeprecationWarning", "-c", WORKER, str(tmp_path), ""],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "DeprecationWarning" not in out.stderr and "fork()" not in out.stderr, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["ours"] >= 3  # the worker: main, the waiting thread, executor threads
+    for server_threads, seen in result["seen"]:
+        assert server_threads == 1  # the server's own count as it forked
+        assert seen["ppid"] == result["server"] != result["pid"]
+        assert seen["parent_threads"] == 1
+
+
+async def test_a_dead_worker_takes_the_server_and_its_children_with_it(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WORKER, str(tmp_path), "kill-me",
+        stdout=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        pids = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
+        assert alive(pids["server"]) and alive(pids["child"])
+        proc.kill()
+        await proc.wait()
+        await eventually(
+            lambda: not alive(pids["server"]) and not alive(pids["child"]),
+            what="the fork server and its child to die with the worker",
+        )
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
