@@ -17,6 +17,7 @@ from mediad import states
 from mediad.config import Config
 from mediad.dispatcher import Dispatcher
 from mediad.errors import Conflict, NotFound, QueueUnavailable
+from mediad.metrics import Metrics
 from mediad.models import Job, JobType, Status
 from mediad.ports import Publisher
 from mediad.queue import Queue
@@ -33,8 +34,10 @@ class Controller:
         queue: Queue,
         dispatcher: Dispatcher,
         publisher: Publisher,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         self.store = store
         self.queue = queue
         self.dispatcher = dispatcher
@@ -52,6 +55,7 @@ class Controller:
         log.info(
             "job accepted (%s)", job_type.value, extra={"jobId": str(job_id), "stage": "queued"}
         )
+        self.metrics.job_submitted(job)
         # Dashboards following every job see new ones at once, whoever posted them.
         await self.publisher.job_update(job)
         return job
@@ -67,6 +71,7 @@ class Controller:
         if changed is None:  # it moved on between our read and our write
             raise _conflict(action, (await self._get(job_id)).status)
         job, previous = changed
+        self.metrics.job_finished(job)  # counts a cancel
         log.info("%s (was %s)", action, previous.value, extra={"jobId": str(job_id)})
         await self._consequences(job, previous, action)
         await self.publisher.job_update(job)

@@ -24,6 +24,7 @@ from mediad import results, states, wire
 from mediad.attempts import Attempt, Phase, Roster
 from mediad.config import Config
 from mediad.errors import InvalidEvent, QueueUnavailable, StoreUnavailable
+from mediad.metrics import Metrics
 from mediad.models import Job, Status
 from mediad.outcomes import Outcomes
 from mediad.ports import Publisher, WorkerChannel
@@ -50,8 +51,10 @@ class Dispatcher:
         queue: Queue,
         channel: WorkerChannel,
         publisher: Publisher,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         self.store = store
         self.queue = queue
         self.channel = channel
@@ -65,6 +68,7 @@ class Dispatcher:
         self.outcomes = Outcomes(
             config, store, queue, publisher, self.roster,
             changed=self.changed, spawn=self.spawn, stopping=lambda: self._stopping,
+            metrics=self.metrics,
         )  # fmt: skip
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -204,6 +208,7 @@ class Dispatcher:
         if job is None:  # cancelled, paused, finished or a duplicate entry meanwhile
             await self.queue.done(job_id)
             return
+        self.metrics.job_started(job)
         a = Attempt(
             job_id,
             job.attempts,
@@ -242,6 +247,7 @@ class Dispatcher:
             await self.outcomes.stopped(a)
 
     async def on_progress(self, sid: str, data: Any) -> None:
+        self.metrics.progress_received()
         try:
             ev = wire.parse_progress(data)
         except InvalidEvent as exc:
@@ -252,6 +258,7 @@ class Dispatcher:
             return
         a.record(ev.live, time.monotonic())
         await self.publisher.progress(ev.job_id, ev.live)
+        self.metrics.progress_forwarded()
 
     def on_heartbeat(self, sid: str, data: Any) -> None:
         worker = self.roster.worker(sid)

@@ -19,6 +19,7 @@ from mediad import results, states, wire
 from mediad.attempts import Attempt, Phase, Roster
 from mediad.config import Config
 from mediad.errors import QueueUnavailable, StoreUnavailable
+from mediad.metrics import Metrics
 from mediad.ports import Publisher
 from mediad.queue import Queue
 from mediad.store import ProgressRow, Store
@@ -40,8 +41,10 @@ class Outcomes:
         changed: asyncio.Event,
         spawn: Spawn,
         stopping: Callable[[], bool],
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         self.store = store
         self.queue = queue
         self.publisher = publisher
@@ -88,6 +91,7 @@ class Outcomes:
             await asyncio.to_thread(results.withdraw, staging.parent, names)
             return
         log.info("job completed", extra={"jobId": ev.job_id, "stage": "finalizing"})
+        self.metrics.job_finished(job)
         await self.publisher.completed(job)
         await self.publisher.job_update(job)
 
@@ -109,6 +113,7 @@ class Outcomes:
         log.info(
             "job failed: %s: %s", code, message, extra={"jobId": a.job_id, "stage": a.live.stage}
         )
+        self.metrics.job_finished(job)
         await self.publisher.failed(a.job_id, code, message)
         await self.publisher.job_update(job)
 

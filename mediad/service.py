@@ -37,6 +37,7 @@ from mediad.daemons import (
 )
 from mediad.dispatcher import Dispatcher
 from mediad.errors import MediadError, QueueUnavailable, ServiceError
+from mediad.metrics import Metrics
 from mediad.queue import Queue
 from mediad.store import Store
 from mediad.supervisor import Supervisor, worker_settings
@@ -59,6 +60,7 @@ class Service:
         self.postgres: ManagedPostgres | None = None
         self.redis: ManagedRedis | None = None
         self.tokens = WorkerTokens(config.workers.token)
+        self.metrics = Metrics()  # this instance's own registry (GET /metrics)
         self.failed: asyncio.Future[BaseException] | None = None
         self._stack = contextlib.AsyncExitStack()
         self._site: web.TCPSite | None = None
@@ -94,16 +96,19 @@ class Service:
 
         sio = hub.create_server(c)
         publisher = hub.Publisher(sio)
-        self.dispatcher = Dispatcher(c, store, queue, hub.WorkerChannel(sio), publisher)
+        self.dispatcher = Dispatcher(
+            c, store, queue, hub.WorkerChannel(sio), publisher, self.metrics
+        )
         self.upkeep = Upkeep(self.dispatcher)
         sio.register_namespace(hub.WorkerNamespace(self.dispatcher, self.tokens))
         sio.register_namespace(hub.JobsNamespace(c, store, self.dispatcher))
-        controller = Controller(c, store, queue, self.dispatcher, publisher)
+        controller = Controller(c, store, queue, self.dispatcher, publisher, self.metrics)
+        self.metrics.watch(self.dispatcher, store, queue, sio)
         checks: dict[str, webapp.HealthCheck] = {
             "aria2": self._aria2_check,
             "twmd": self._twmd_check,
         }
-        parts = webapp.Parts(store, queue, self.dispatcher, controller, checks)
+        parts = webapp.Parts(store, queue, self.dispatcher, controller, checks, self.metrics)
         app = webapp.create_app(c, parts)
         sio.attach(app)
 
@@ -130,6 +135,7 @@ class Service:
         c = self.config.database
         self.store = await Store.open(dsn, min_size=c.pool_min, max_size=c.pool_max)
         self._stack.push_async_callback(self.store.close)
+        self.metrics.instrument(self.store, "postgres")
         applied = await self.store.migrate()
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
@@ -137,6 +143,7 @@ class Service:
 
     def _open_queue(self, redis_url: str) -> Queue:
         self.queue = Queue.from_url(redis_url, self.config.redis.prefix)
+        self.metrics.instrument(self.queue, "redis")
         self._stack.push_async_callback(self.queue.close)
         return self.queue
 
