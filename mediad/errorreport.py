@@ -61,7 +61,6 @@ def setup(config: Config, process_name: str = "serve") -> bool:
             AtexitIntegration(),
         ],
         include_local_variables=False,
-        send_default_pii=False,
         before_send=tag_fields,  # type: ignore[arg-type]  # a plain dict is what it receives
     )
     sentry_sdk.set_tag("process", process_name)
