@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # A counter's ``_created`` series doubles every series for no use here.
-prometheus_client.disable_created_metrics()
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
 
 SCRAPE_TIMEOUT_S = 2.0
 # The classic text format: every name here is a legacy one, so it is what Prometheus 2
@@ -216,7 +216,9 @@ class Metrics:
 
     def instrument(self, target: Store | Queue, backend: str) -> None:
         """Wrap ``target``'s public coroutine methods (on the instance): failures of the
-        backend counted, and for PostgreSQL the latency and the writes."""
+        backend counted, and for PostgreSQL the latency and the writes. Methods added to
+        the class later are covered as they come; a method patched on the class after
+        this call is not seen by this instance (patch the instance instead)."""
         timed = backend == "postgres"
         for name in dir(type(target)):
             if name.startswith("_") or name in NOT_INSTRUMENTED:
