@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mediad import __version__, logs
+from mediad import __version__, errorreport, logs
 from mediad import config as configuration
 from mediad.errors import ConfigError, MediadError, ServiceError
 
@@ -126,6 +126,7 @@ def _serve(args: argparse.Namespace, config: configuration.Config) -> int:
 
         return toolcheck.report(toolcheck.check(config), sys.stdout)
     logs.configure(config.logging.level, config.logging.format, "serve")
+    errorreport.setup(config)  # only with logging.sentry_dsn
     _event_loop_policy()
     return asyncio.run(_serve_async(config))
 

@@ -18,6 +18,7 @@ from mediad.cluster import ControlBus
 from mediad.config import Config
 from mediad.dispatcher import Dispatcher
 from mediad.errors import Conflict, NotFound, QueueUnavailable
+from mediad.metrics import Metrics
 from mediad.models import Job, JobType, Status
 from mediad.ports import Publisher
 from mediad.queue import Queue
@@ -35,8 +36,10 @@ class Controller:
         dispatcher: Dispatcher,
         publisher: Publisher,
         bus: ControlBus | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         self.store = store
         self.queue = queue
         self.dispatcher = dispatcher
@@ -56,6 +59,7 @@ class Controller:
         log.info(
             "job accepted (%s)", job_type.value, extra={"jobId": str(job_id), "stage": "queued"}
         )
+        self.metrics.job_submitted(job)
         # Dashboards following every job see new ones at once, whoever posted them.
         await self.publisher.job_update(job)
         return job
@@ -71,6 +75,7 @@ class Controller:
         if changed is None:  # it moved on between our read and our write
             raise _conflict(action, (await self._get(job_id)).status)
         job, previous = changed
+        self.metrics.job_finished(job)  # counts a cancel
         log.info("%s (was %s)", action, previous.value, extra={"jobId": str(job_id)})
         await self._consequences(job, previous, action)
         await self.publisher.job_update(job)

@@ -26,6 +26,7 @@ from mediad.backoff import Backoff
 from mediad.config import Config
 from mediad.errors import InvalidEvent, QueueUnavailable, StoreUnavailable
 from mediad.leases import Leases
+from mediad.metrics import Metrics
 from mediad.models import Job, Status
 from mediad.outcomes import Outcomes
 from mediad.ports import Publisher, WorkerChannel
@@ -55,8 +56,10 @@ class Dispatcher:
         channel: WorkerChannel,
         publisher: Publisher,
         leases: Leases | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         self.instance_id = config.instance_id
         # Cluster-wide slots (leases.py); without them the limit is this process's own.
         self.leases = leases
@@ -75,6 +78,7 @@ class Dispatcher:
             config, store, queue, publisher, self.roster,
             changed=self.changed, spawn=self.spawn, stopping=lambda: self._stopping,
             leases=leases,
+            metrics=self.metrics,
         )  # fmt: skip
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -241,6 +245,7 @@ class Dispatcher:
         if job is None:  # cancelled, paused, finished or a duplicate entry meanwhile
             await self.queue.done(job_id)
             return
+        self.metrics.job_started(job)
         a = Attempt(
             job_id,
             job.attempts,
@@ -281,6 +286,7 @@ class Dispatcher:
             await self.outcomes.stopped(a)
 
     async def on_progress(self, sid: str, data: Any) -> None:
+        self.metrics.progress_received()
         try:
             ev = wire.parse_progress(data)
         except InvalidEvent as exc:
@@ -291,6 +297,7 @@ class Dispatcher:
             return
         a.record(ev.live, time.monotonic())
         await self.publisher.progress(ev.job_id, ev.live)
+        self.metrics.progress_forwarded()
 
     def on_heartbeat(self, sid: str, data: Any) -> None:
         worker = self.roster.worker(sid)

@@ -51,7 +51,7 @@ def is_frozen() -> bool:
 
 def bundle_dir() -> Path | None:
     """Where the bundle's files are: the onefile temp folder, or onedir's ``_internal``."""
-    return Path(sys._MEIPASS) if is_frozen() else None  # type: ignore[attr-defined]
+    return Path(sys._MEIPASS) if is_frozen() else None  # type: ignore[attr-defined]  # set by the bootloader
 
 
 def is_onefile() -> bool:

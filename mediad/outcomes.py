@@ -21,6 +21,7 @@ from mediad.backoff import Backoff
 from mediad.config import Config
 from mediad.errors import QueueUnavailable, StoreUnavailable
 from mediad.leases import Leases
+from mediad.metrics import Metrics
 from mediad.ports import Publisher
 from mediad.queue import Queue
 from mediad.store import ProgressRow, Store
@@ -43,8 +44,10 @@ class Outcomes:
         spawn: Spawn,
         stopping: Callable[[], bool],
         leases: Leases | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         self.store = store
         self.queue = queue
         self.publisher = publisher
@@ -92,6 +95,7 @@ class Outcomes:
             await asyncio.to_thread(results.withdraw, staging.parent, names)
             return
         log.info("job completed", extra={"jobId": ev.job_id, "stage": "finalizing"})
+        self.metrics.job_finished(job)
         await self.publisher.completed(job)
         await self.publisher.job_update(job)
 
@@ -113,6 +117,7 @@ class Outcomes:
         log.info(
             "job failed: %s: %s", code, message, extra={"jobId": a.job_id, "stage": a.live.stage}
         )
+        self.metrics.job_finished(job)
         await self.publisher.failed(a.job_id, code, message)
         await self.publisher.job_update(job)
 

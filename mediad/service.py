@@ -39,6 +39,7 @@ from mediad.daemons import (
 from mediad.dispatcher import Dispatcher
 from mediad.errors import MediadError, QueueUnavailable, ServiceError
 from mediad.leases import Leases
+from mediad.metrics import Metrics
 from mediad.queue import Queue
 from mediad.store import Store
 from mediad.supervisor import Supervisor, worker_settings
@@ -61,6 +62,7 @@ class Service:
         self.postgres: ManagedPostgres | None = None
         self.redis: ManagedRedis | None = None
         self.tokens = WorkerTokens(config.workers.token)
+        self.metrics = Metrics()  # this instance's own registry (GET /metrics)
         self.failed: asyncio.Future[BaseException] | None = None
         self._stack = contextlib.AsyncExitStack()
         self._site: web.TCPSite | None = None
@@ -124,20 +126,21 @@ class Service:
         publisher = hub.Publisher(sio)
         leases = Leases(queue.redis, c.redis.prefix, c.instance_id, c.queue.lease_s)
         self.dispatcher = Dispatcher(
-            c, store, queue, hub.WorkerChannel(sio), publisher, leases=leases
+            c, store, queue, hub.WorkerChannel(sio), publisher, leases=leases, metrics=self.metrics
         )
         self.upkeep = Upkeep(self.dispatcher)
         sio.register_namespace(hub.WorkerNamespace(self.dispatcher, self.tokens))
         sio.register_namespace(hub.JobsNamespace(c, store, self.dispatcher))
         bus = ControlBus(queue.redis, c.redis.prefix, c.instance_id) if c.redis.url else None
-        controller = Controller(c, store, queue, self.dispatcher, publisher, bus)
+        controller = Controller(c, store, queue, self.dispatcher, publisher, bus, self.metrics)
+        self.metrics.watch(self.dispatcher, store, queue, sio)
         if bus is not None:
             self._watch(bus.listen(controller.stop_tool), "control-bus")
         checks: dict[str, webapp.HealthCheck] = {
             "aria2": self._aria2_check,
             "twmd": self._twmd_check,
         }
-        parts = webapp.Parts(store, queue, self.dispatcher, controller, checks)
+        parts = webapp.Parts(store, queue, self.dispatcher, controller, checks, self.metrics)
         app = webapp.create_app(c, parts)
         sio.attach(app)
         return app
@@ -146,6 +149,7 @@ class Service:
         c = self.config.database
         self.store = await Store.open(dsn, min_size=c.pool_min, max_size=c.pool_max)
         self._stack.push_async_callback(self.store.close)
+        self.metrics.instrument(self.store, "postgres")
         applied = await self.store.migrate()
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
@@ -154,6 +158,7 @@ class Service:
     def _open_queue(self, redis_url: str) -> Queue:
         c = self.config
         self.queue = Queue.from_url(redis_url, c.redis.prefix, c.instance_id)
+        self.metrics.instrument(self.queue, "redis")
         self._stack.push_async_callback(self.queue.close)
         return self.queue
 

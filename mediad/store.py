@@ -126,6 +126,14 @@ class Store:
         async with self._conn() as conn:
             await conn.fetchval("SELECT 1", timeout=3)
 
+    async def count_by_status(self) -> dict[str, int]:
+        """Jobs per status, every instance's (GET /metrics)."""
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT status, count(*) AS n FROM jobs GROUP BY status", timeout=2
+            )
+        return {r["status"]: int(r["n"]) for r in rows}
+
     async def insert_job(
         self, job_id: UUID, url: str, job_type: JobType, options: dict[str, Any]
     ) -> Job:

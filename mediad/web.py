@@ -23,7 +23,8 @@ import yaml
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from mediad import connections, hosts, inputs, zipstream
+from mediad import connections, hosts, inputs, metrics, zipstream
+from mediad import health as probes
 from mediad.auth import FileLinks, public
 from mediad.config import Config
 from mediad.control import Controller
@@ -41,6 +42,7 @@ from mediad.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from mediad.metrics import Metrics
 from mediad.models import JobType
 from mediad.netpolicy import NetPolicy
 from mediad.page import Page
@@ -73,6 +75,7 @@ class Parts:
     dispatcher: Dispatcher
     controller: Controller
     health_checks: dict[str, HealthCheck] = field(default_factory=dict)
+    metrics: Metrics | None = None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -201,6 +204,8 @@ def create_app(
     app.router.add_get("/files/{job_id}", list_files)
     app.router.add_get("/files/{job_id}/download", download_file)
     app.router.add_get("/health", health)
+    probes.add_routes(app, parts)  # /health/live, /health/ready: open, like /health
+    metrics.add_route(app, parts.metrics if parts else None)  # /metrics: a token when set
     app.router.add_get("/detect", detect)
     app.router.add_get("/openapi.json", public(openapi))
     page.add_routes(app)

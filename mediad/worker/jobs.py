@@ -23,7 +23,7 @@ from mediad.worker.progress import Progress
 from mediad.worker.settings import WorkerSettings
 
 if TYPE_CHECKING:
-    from mediad.aria2 import Aria2Rpc
+    from mediad.aria2_rpc import Aria2Rpc
     from mediad.worker.forkserver import ForkServer
 
 MAX_NAME_BYTES = 200

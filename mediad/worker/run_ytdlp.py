@@ -111,7 +111,9 @@ def _remember_extractor_selection() -> None:
         return
     answers: dict[Any, list[Any]] = {}
 
-    def remembered(options: Any, alias_dict: Any, *, use_regex: bool = False, start: Any = None):  # type: ignore[no-untyped-def]
+    def remembered(
+        options: Any, alias_dict: Any, *, use_regex: bool = False, start: Any = None
+    ) -> list[Any]:
         try:
             key = (
                 tuple(options),
@@ -121,15 +123,15 @@ def _remember_extractor_selection() -> None:
             )
             hash(key)
         except TypeError:
-            return original(options, alias_dict, use_regex=use_regex, start=start)
+            return list(original(options, alias_dict, use_regex=use_regex, start=start))
         if key not in answers:
             if len(answers) >= 16:
                 answers.clear()
             answers[key] = original(options, alias_dict, use_regex=use_regex, start=start)
         return list(answers[key])
 
-    remembered.__wrapped__ = original  # type: ignore[attr-defined]
-    module.orderedSet_from_options = remembered
+    remembered.__wrapped__ = original  # type: ignore[attr-defined]  # marks the original for the tests
+    module.orderedSet_from_options = remembered  # type: ignore[attr-defined]  # yt-dlp internal, replaced on purpose
     # What YoutubeDL.add_default_info_extractors asks.
     all_ies: dict[str, Any] = {ie.IE_NAME.lower(): ie for ie in gen_extractor_classes()}
     all_ies["end"] = UnsupportedURLIE()
@@ -259,8 +261,8 @@ def _build_ahead() -> None:
         def prepared_parser() -> Any:
             return parsers.pop() if parsers else create_parser()
 
-        prepared_parser.__wrapped__ = create_parser  # type: ignore[attr-defined]
-        options.create_parser = prepared_parser
+        prepared_parser.__wrapped__ = create_parser  # type: ignore[attr-defined]  # marks the original for the tests
+        options.create_parser = prepared_parser  # type: ignore[attr-defined]  # yt-dlp internal, replaced on purpose
 
     common = sys.modules["yt_dlp.networking.common"]
     make_ssl_context = common.make_ssl_context
@@ -275,8 +277,8 @@ def _build_ahead() -> None:
                     return contexts.pop()
             return make_ssl_context(*args, **kwargs)
 
-        prepared_context.__wrapped__ = make_ssl_context  # type: ignore[attr-defined]
-        common.make_ssl_context = prepared_context
+        prepared_context.__wrapped__ = make_ssl_context  # type: ignore[attr-defined]  # marks the original for the tests
+        common.make_ssl_context = prepared_context  # type: ignore[attr-defined]  # yt-dlp internal, replaced on purpose
 
 
 SUBTITLE_EXTENSIONS = frozenset({".vtt", ".srt", ".ass", ".ssa", ".lrc", ".ttml", ".json3"})

@@ -114,7 +114,10 @@ def test_spec_names_the_contract_schemas_and_security() -> None:
     }
     assert spec["security"] == [{"bearerAuth": []}]
     open_ops = {(m, p) for m, p, op in operations(spec) if op.get("security") == []}
-    assert open_ops == {("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/")}
+    assert open_ops == {
+        ("GET", "/health"), ("GET", "/health/live"), ("GET", "/health/ready"),
+        ("GET", "/openapi.json"), ("GET", "/"),
+    }  # fmt: skip
     assert "x-socketio" in spec
     # Every operation documents its answers, 401 included where a token is needed.
     for method, path, op in operations(spec):
@@ -413,6 +416,9 @@ def _explicit_cases(schema: Any, config: dict[str, Any], seed: dict[str, Any]) -
         ("GET", "/detect", {"query": {"url": "https://x.com/jack/status/20"}}, 200),
         ("GET", "/detect", {"query": {"url": "ftp://example.com/a"}}, 400),
         ("GET", "/health", {}, 200),
+        ("GET", "/health/live", {}, 200),
+        ("GET", "/health/ready", {}, 200),
+        ("GET", "/metrics", {}, 200),
     ]  # fmt: skip
     chosen = [
         not_a_server_error,
