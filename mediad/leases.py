@@ -11,14 +11,12 @@ instances' clocks never matter and two instances never take the last slot togeth
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from mediad.errors import QueueUnavailable
+from mediad.queue import redis_errors
 
 _NOW = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 
@@ -69,14 +67,6 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
 )
 
 
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except (RedisError, OSError) as exc:
-        raise QueueUnavailable(f"Redis is unavailable: {exc}") from exc
-
-
 class Leases:
     def __init__(
         self, client: aioredis.Redis, prefix: str, instance_id: str, lease_s: float
@@ -97,41 +87,41 @@ class Leases:
 
     async def acquire(self, slot: str, limit: int) -> bool:
         """Take (or keep) ``slot`` if fewer than ``limit`` slots are held cluster-wide."""
-        with _translated():
+        with redis_errors():
             return bool(
                 await self._acquire(keys=[self.slots_key], args=[slot, self.lease_ms, limit])
             )
 
     async def forget_earlier(self) -> int:
         """At start-up: the slots this instance held before a crash are free again."""
-        with _translated():
+        with redis_errors():
             return int(await self._forget(keys=[self.slots_key], args=[f"{self.instance_id}/"]))
 
     async def release(self, slot: str) -> None:
-        with _translated():
+        with redis_errors():
             await self._redis.zrem(self.slots_key, slot)
 
     async def renew(self, slots: Iterable[str]) -> None:
         """Say this instance lives, and keep the slots it holds."""
-        with _translated():
+        with redis_errors():
             await self._renew(
                 keys=[self.slots_key, self.instances_key],
                 args=[self.instance_id, self.lease_ms, *slots],
             )
 
     async def live_instances(self) -> set[str]:
-        with _translated():
+        with redis_errors():
             return {str(i) for i in await self._live(keys=[self.instances_key])}
 
     async def held(self) -> int:
         """Slots held cluster-wide, expired ones included until the next acquisition."""
-        with _translated():
+        with redis_errors():
             return int(await self._redis.zcard(self.slots_key))
 
     async def leave(self, slots: Iterable[str]) -> None:
         """A clean shutdown: give the slots back and stop announcing this instance."""
         slots = list(slots)
-        with _translated():
+        with redis_errors():
             async with self._redis.pipeline(transaction=True) as pipe:
                 if slots:
                     pipe.zrem(self.slots_key, *slots)

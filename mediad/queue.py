@@ -18,7 +18,8 @@ from mediad.errors import QueueUnavailable
 
 
 @contextlib.contextmanager
-def _translated() -> Iterator[None]:
+def redis_errors() -> Iterator[None]:
+    """redis-py's and the socket's errors as ``QueueUnavailable``."""
     try:
         yield
     except (RedisError, OSError) as exc:
@@ -58,16 +59,16 @@ class Queue:
             await self._redis.aclose()
 
     async def ping(self) -> None:
-        with _translated():
+        with redis_errors():
             await self._redis.ping()
 
     async def push(self, job_id: str) -> None:
-        with _translated():
+        with redis_errors():
             await self._redis.lpush(self.queue_key, job_id)
 
     async def take(self, timeout_s: int) -> str | None:
         """Move the oldest id to the processing list and return it (None on timeout)."""
-        with _translated():
+        with redis_errors():
             taken = await self._redis.blmove(
                 self.queue_key, self.processing_key, timeout_s, "RIGHT", "LEFT"
             )
@@ -75,12 +76,12 @@ class Queue:
 
     async def done(self, job_id: str) -> None:
         """Remove one occurrence of the id from the processing list."""
-        with _translated():
+        with redis_errors():
             await self._redis.lrem(self.processing_key, 1, job_id)
 
     async def give_back(self, job_id: str) -> None:
         """Processing → front of the queue, atomically (no slot or worker took it after all)."""
-        with _translated():
+        with redis_errors():
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.lrem(self.processing_key, 1, job_id)
                 pipe.rpush(self.queue_key, job_id)
@@ -88,47 +89,47 @@ class Queue:
 
     async def remove(self, job_id: str) -> None:
         """Take the id out of the waiting list (a cancelled or paused queued job)."""
-        with _translated():
+        with redis_errors():
             await self._redis.lrem(self.queue_key, 0, job_id)
 
     async def mark(self) -> None:
         """Note that the lists agree with PostgreSQL (see ``marked``)."""
-        with _translated():
+        with redis_errors():
             await self._redis.set(self.mark_key, "1")
 
     async def marked(self) -> bool:
         """False after Redis lost its data (a restart without persistence): the lists
         must be rebuilt from PostgreSQL."""
-        with _translated():
+        with redis_errors():
             return bool(await self._redis.exists(self.mark_key))
 
     async def depth(self) -> int:
-        with _translated():
+        with redis_errors():
             return int(await self._redis.llen(self.queue_key))
 
     async def waiting(self) -> list[str]:
-        with _translated():
+        with redis_errors():
             return [str(i) for i in await self._redis.lrange(self.queue_key, 0, -1)]
 
     async def processing(self) -> list[str]:
-        with _translated():
+        with redis_errors():
             return [str(i) for i in await self._redis.lrange(self.processing_key, 0, -1)]
 
     async def lock_reconcile(self, hold_s: float = 10.0) -> bool:
         """One reconciler at a time among the instances on this Redis (a Redis restarted
         empty is rebuilt once); the lock lapses on its own."""
-        with _translated():
+        with redis_errors():
             key = f"{self.prefix}reconcile-lock"
             return bool(await self._redis.set(key, "1", nx=True, px=int(hold_s * 1000)))
 
     async def unlock_reconcile(self) -> None:
-        with _translated():
+        with redis_errors():
             await self._redis.delete(f"{self.prefix}reconcile-lock")
 
     async def processing_elsewhere(self) -> set[str]:
         """The ids in other instances' processing lists (they run, or are being taken)."""
         found: set[str] = set()
-        with _translated():
+        with redis_errors():
             async for key in self._redis.scan_iter(match=f"{self.prefix}processing:*"):
                 if key != self.processing_key:
                     found.update(str(i) for i in await self._redis.lrange(key, 0, -1))
@@ -137,7 +138,7 @@ class Queue:
     async def forget_instance(self, instance_id: str) -> None:
         """Drop the processing list of an instance that is gone (its jobs were requeued
         from PostgreSQL)."""
-        with _translated():
+        with redis_errors():
             await self._redis.delete(self.processing_key_of(instance_id))
 
     async def restore(self, stranded: Iterable[str], missing: Iterable[str]) -> None:
@@ -146,7 +147,7 @@ class Queue:
         ``missing`` is oldest first; each is pushed so the oldest is taken first.
         """
         stranded, missing = list(stranded), list(missing)
-        with _translated():
+        with redis_errors():
             async with self._redis.pipeline(transaction=True) as pipe:
                 for job_id in stranded:
                     pipe.lrem(self.processing_key, 0, job_id)

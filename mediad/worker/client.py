@@ -15,7 +15,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import socketio
 
@@ -41,6 +41,7 @@ from mediad.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 NS = "/worker"
+T = TypeVar("T")
 _Message = (
     wire.ProgressEvent | wire.CompletedEvent | wire.FailedEvent | wire.StoppedEvent | wire.Heartbeat
 )
@@ -192,10 +193,8 @@ class Worker:
     # -- server events -----------------------------------------------------------------
 
     async def _on_start(self, data: Any) -> None:
-        try:
-            start = wire.parse_job_start(data)
-        except InvalidEvent as exc:
-            log.warning("ignored an invalid %s: %s", wire.JOB_START, exc)
+        start = _parsed(wire.parse_job_start, wire.JOB_START, data)
+        if start is None:
             return
         job_id, attempt = start.job_id, start.attempt
         if self.current is not None:
@@ -226,12 +225,8 @@ class Worker:
             self.current = None
 
     async def _on_control(self, data: Any) -> None:
-        try:
-            control = wire.parse_job_control(data)
-        except InvalidEvent as exc:
-            log.warning("ignored an invalid %s: %s", wire.JOB_CONTROL, exc)
-            return
-        if self.current is None:
+        control = _parsed(wire.parse_job_control, wire.JOB_CONTROL, data)
+        if control is None or self.current is None:
             return
         ctx = self.current[0]
         if (control.job_id, control.attempt) != (ctx.job_id, ctx.attempt):
@@ -330,6 +325,15 @@ def tools_environment(env: Mapping[str, str], proxy_url: str) -> dict[str, str]:
     the worker's token, database URLs, anything secret-like) and no way around the egress
     guard."""
     return tool_environment(child_environment(env), proxy_url)
+
+
+def _parsed(parse: Callable[[Any], T], name: str, data: Any) -> T | None:
+    """A message from the server, or None (logged) when it is not one."""
+    try:
+        return parse(data)
+    except InvalidEvent as exc:
+        log.warning("ignored an invalid %s: %s", name, exc)
+        return None
 
 
 def main(settings: WorkerSettings) -> int:
