@@ -121,6 +121,7 @@ def scripted(service: Service, worker_id: str, auth: Any = NO_PAYLOAD) -> Script
     return ScriptedWorker(
         service.base_url, worker_id, token=WORKER_TOKEN, auth=auth,
         data_dir=service.config.data_path, on_start=_complete_unless_held, confirm_stops=True,
+        storage=service.config,
     )  # fmt: skip
 
 

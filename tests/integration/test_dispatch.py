@@ -39,7 +39,7 @@ async def test_progress_writes_are_batched(new_config: Any, media_server: MediaS
     service = Service(config)
     await service.start()
     api = Api(service.base_url)
-    worker = ScriptedWorker(service.base_url, token=WORKER_TOKEN)
+    worker = ScriptedWorker(service.base_url, token=WORKER_TOKEN, storage=service.config)
     assert config.database.url is not None
     log = await _write_log(config.database.url)
     try:
@@ -126,14 +126,18 @@ async def test_never_more_than_concurrency_jobs_run(
 async def test_worker_namespace_refuses_missing_and_wrong_tokens(shared_service: Service) -> None:
     # The shared service has no shared token; local-9 was never issued one.
     for token in (None, "", "x" * 43, WORKER_TOKEN):
-        client = ScriptedWorker(shared_service.base_url, "local-9", token=token)
+        client = ScriptedWorker(
+            shared_service.base_url, "local-9", token=token, storage=shared_service.config
+        )
         with pytest.raises(socketio.exceptions.ConnectionError):
             await client.connect()
         await client.sio.disconnect()
     # Another worker's id with a made-up token, or the real token of another id.
     issued = shared_service.tokens._issued
     for worker_id, token in (("local-1", "y" * 43), ("local-9", issued["local-2"])):
-        client = ScriptedWorker(shared_service.base_url, worker_id, token=token)
+        client = ScriptedWorker(
+            shared_service.base_url, worker_id, token=token, storage=shared_service.config
+        )
         with pytest.raises(socketio.exceptions.ConnectionError):
             await client.connect()
         await client.sio.disconnect()
@@ -146,8 +150,12 @@ async def test_events_for_jobs_not_bound_to_the_worker_are_ignored(
     config = await new_config(workers={"processes": 0, "token": WORKER_TOKEN})
     async with Service(config) as service:
         api = Api(service.base_url)
-        owner = ScriptedWorker(service.base_url, "owner", token=WORKER_TOKEN)
-        intruder = ScriptedWorker(service.base_url, "intruder", token=WORKER_TOKEN)
+        owner = ScriptedWorker(
+            service.base_url, "owner", token=WORKER_TOKEN, storage=service.config
+        )
+        intruder = ScriptedWorker(
+            service.base_url, "intruder", token=WORKER_TOKEN, storage=service.config
+        )
         try:
             await owner.connect()
             created = await api.submit(media_server.url("blob.bin"), type="aria2")
@@ -274,7 +282,7 @@ async def test_active_heartbeats_keep_a_silent_job_alive_and_silence_stalls_it(
     )
     async with Service(config) as service:
         api = Api(service.base_url)
-        worker = ScriptedWorker(service.base_url, token=WORKER_TOKEN)
+        worker = ScriptedWorker(service.base_url, token=WORKER_TOKEN, storage=service.config)
         controls = worker.controls
         try:
             await worker.connect()

@@ -24,7 +24,7 @@ import socketio
 
 from mediad.daemons import ManagedPostgres, find_postgres_bin_dir, free_port
 from mediad.service import Service
-from tests.integration.test_dispatch import WORKER_TOKEN, FakeWorkerClient
+from tests.integration.test_dispatch import WORKER_TOKEN
 from tests.integration.test_serve_cli import alive, descendants
 from tests.support import media
 from tests.support.harness import (
@@ -36,6 +36,7 @@ from tests.support.harness import (
     shared_tmp,
 )
 from tests.support.mediaserver import MediaServer
+from tests.support.workers import ScriptedWorker
 
 BLOB_SHA = None  # filled lazily from media_dir
 
@@ -233,8 +234,8 @@ async def test_a_superseded_attempt_never_replaces_the_current_result(
     )
     async with Service(config) as service:
         api = Api(service.base_url)
-        first = FakeWorkerClient(service.base_url, WORKER_TOKEN, "first")
-        second = FakeWorkerClient(service.base_url, WORKER_TOKEN, "second")
+        first = ScriptedWorker(service.base_url, "first", token=WORKER_TOKEN, storage=config)
+        second = ScriptedWorker(service.base_url, "second", token=WORKER_TOKEN, storage=config)
         try:
             await first.connect()
             job_id = (await api.submit(media_server.url("blob.bin"), type="aria2"))["jobId"]
@@ -242,12 +243,12 @@ async def test_a_superseded_attempt_never_replaces_the_current_result(
             await first.close()  # it "crashes": the job is requeued as attempt 2
             await second.connect()
             await eventually(lambda: second.starts, what="attempt 2 on the second worker")
-            assert second.starts[0]["attempt"] == 2
+            assert second.start_of(0)["attempt"] == 2
             # The first worker comes back and reports its stale attempt, files included.
             stale = config.data_path / job_id / ".attempt-1"
             stale.mkdir(parents=True)
             (stale / "result.bin").write_bytes(b"stale")
-            late = FakeWorkerClient(service.base_url, WORKER_TOKEN, "first")
+            late = ScriptedWorker(service.base_url, "first", token=WORKER_TOKEN, storage=config)
             await late.connect()
             files = [{"name": "result.bin", "size": 5}]
             await late.emit("completed", {"jobId": job_id, "attempt": 1, "files": files})
@@ -475,7 +476,7 @@ def _token_strings(pid: int) -> set[str]:
 async def _refusal(base: str, worker_id: str, token: str) -> str | None:
     """Why the service refuses a /worker connection with this id and token (None: it
     accepted it)."""
-    client = FakeWorkerClient(base, token, worker_id)
+    client = ScriptedWorker(base, worker_id, token=token)
     reasons: list[str] = []
     client.sio.on(
         "connect_error",
@@ -547,7 +548,7 @@ async def test_sigkill_the_whole_service_loses_nothing(
         api = Api(serve.base)
         try:
             for worker_id, token in old_tokens.items():
-                ghost = FakeWorkerClient(serve.base, token, worker_id)
+                ghost = ScriptedWorker(serve.base, worker_id, token=token)
                 with pytest.raises(socketio.exceptions.ConnectionError):
                     await ghost.connect()
                 await ghost.sio.disconnect()

@@ -25,6 +25,7 @@ from mediad.service import Service
 from tests.support.harness import Api, RedisServer, running_service
 from tests.support.mediaserver import MediaServer
 from tests.support.polling import eventually
+from tests.support.workers import ScriptedWorker
 
 TOKEN = "metrics-test-token-0123456789abcdef"
 WORKER_TOKEN = "metrics-worker-token-0123456789abcdef"
@@ -162,13 +163,9 @@ class following:
 
 async def _worker(service: Service, worker_id: str) -> socketio.AsyncClient:
     """A worker connection (the shared remote-worker token): enough to be counted."""
-    sio = socketio.AsyncClient(reconnection=False)
-    await sio.connect(
-        service.base_url, namespaces=["/worker"],
-        auth={"token": WORKER_TOKEN, "workerId": worker_id},
-        transports=["websocket"], wait_timeout=5,
-    )  # fmt: skip
-    return sio
+    worker = ScriptedWorker(service.base_url, worker_id, token=WORKER_TOKEN, storage=service.config)
+    await worker.connect()
+    return worker.sio
 
 
 async def _status(api: Api, path: str) -> tuple[int, Any]:

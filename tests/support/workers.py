@@ -5,6 +5,9 @@ By default it only records what the server sends (``starts`` by job id, ``contro
 order); ``on_start`` scripts an answer to each ``job:start`` and ``confirm_stops`` answers
 every ``job:control`` with ``stopped``. ``emit`` encodes with the
 stdlib, as a worker process does, so NaN, huge integers and lone surrogates go through.
+Given the service's ``storage`` (its config), it proves it shares the data and tmp
+folders as a real worker does (mediad/probe.py); without, the server refuses it once its
+token is accepted.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 
 import socketio
 
-from mediad import results, wire
+from mediad import probe, results, wire
+from mediad.config import Config
 
 # `emit(event, NO_PAYLOAD)` sends the event with no argument at all; as ``auth``, it means
 # "the token and worker id given".
@@ -46,6 +50,7 @@ class ScriptedWorker:
         data_dir: Path | None = None,
         on_start: OnStart | None = None,
         confirm_stops: bool = False,
+        storage: Config | None = None,
     ) -> None:
         self.base_url = base_url
         self.worker_id = worker_id
@@ -55,6 +60,7 @@ class ScriptedWorker:
         self.data_dir = data_dir
         self.on_start = on_start
         self.confirm_stops = confirm_stops
+        self.storage = storage
         self.sio = socketio.AsyncClient(reconnection=False)
         self.starts: dict[str, dict[str, Any]] = {}
         self.controls: list[dict[str, Any]] = []
@@ -62,8 +68,12 @@ class ScriptedWorker:
         self.sio.on(wire.JOB_CONTROL, self._on_control, namespace="/worker")
 
     async def connect(self) -> ScriptedWorker:
+        auth = self.auth
+        if self.storage is not None and isinstance(auth, dict):
+            c = self.storage
+            auth = {**auth, "probe": probe.write(c.data_path, c.tmp_path, self.worker_id)}
         await self.sio.connect(
-            self.base_url, namespaces=["/worker"], auth=self.auth, transports=["websocket"],
+            self.base_url, namespaces=["/worker"], auth=auth, transports=["websocket"],
             wait_timeout=5,
         )  # fmt: skip
         return self
