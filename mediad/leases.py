@@ -38,10 +38,10 @@ return 0
 _RENEW = (
     _NOW
     + """
-local until = now + tonumber(ARGV[2])
-redis.call('ZADD', KEYS[2], until, ARGV[1])
-for i = 3, #ARGV do redis.call('ZADD', KEYS[1], until, ARGV[i]) end
-return until
+local expiry = now + tonumber(ARGV[2])
+redis.call('ZADD', KEYS[2], expiry, ARGV[1])
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], expiry, ARGV[i]) end
+return expiry
 """
 )
 
