@@ -164,7 +164,9 @@ class Instance:
                         body = await resp.json()
                     checks = body.get("checks", {})
                     if expected == 0:  # no worker: "workers" is down, the rest must be up
-                        ok = all(checks.get(k, {}).get("status") == "ok" for k in ("postgres", "redis"))
+                        ok = all(
+                            checks.get(k, {}).get("status") == "ok" for k in ("postgres", "redis")
+                        )
                         return body if ok else None
                     if resp.status == 200 and checks["workers"]["connected"] >= expected:
                         return body  # type: ignore[no-any-return]
@@ -254,8 +256,10 @@ class Instance:
         if not self.log_path.exists():
             return ""
         data = self.log_path.read_bytes()
-        return data[self._log_start :].decode(errors="replace") if current else data.decode(
-            errors="replace"
+        return (
+            data[self._log_start :].decode(errors="replace")
+            if current
+            else data.decode(errors="replace")
         )
 
     def log_tail(self, chars: int = 4000) -> str:
@@ -440,13 +444,7 @@ class TransitionLog:
             "SELECT n, job_id, old, new, old_attempts, new_attempts, worker_id, instance"
             " FROM test_transitions ORDER BY n"
         )
-        return [
-            Transition(
-                r["n"], str(r["job_id"]), r["old"], r["new"], r["old_attempts"],
-                r["new_attempts"], r["worker_id"], r["instance"],
-            )  # fmt: skip
-            for r in records
-        ]
+        return [Transition(**{**dict(r), "job_id": str(r["job_id"])}) for r in records]
 
     async def last_n(self) -> int:
         return int(await self.conn.fetchval("SELECT COALESCE(max(n), 0) FROM test_transitions"))
