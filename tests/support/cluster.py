@@ -479,6 +479,16 @@ def starts(rows: list[Transition], job_id: str) -> list[Transition]:
     ]
 
 
+def attempt_owners(rows: list[Transition], job_id: str) -> dict[int, str | None]:
+    """Attempt number → the instance recorded while that attempt was running (the last
+    one seen, so an owner written by a separate statement still counts)."""
+    owners: dict[int, str | None] = {}
+    for r in rows:
+        if r.job_id == job_id and r.new == "running":
+            owners[r.new_attempts] = r.instance or owners.get(r.new_attempts)
+    return owners
+
+
 def overlapping_attempts(rows: list[Transition]) -> list[Transition]:
     """Attempts that began while the job's previous attempt was still running: a row
     that counts another attempt without the job having left ``running``."""
