@@ -175,6 +175,8 @@ class Dispatcher:
                     return
             try:
                 if not await self._hold_slot():
+                    if not await self.queue.marked():  # Redis restarted empty
+                        await reconcile()
                     await self._wait_for_slot()
                     continue
                 await self._take_one(reconcile)

@@ -126,6 +126,8 @@ class WorkerNamespace(socketio.AsyncNamespace):
             log.warning("refused a worker connection: bad or missing token")
             raise socketio.exceptions.ConnectionRefusedError("invalid worker token")
         assert isinstance(worker_id, str)
+        if self.dispatcher.has_worker(worker_id):
+            raise socketio.exceptions.ConnectionRefusedError("worker id already connected")
         c = self.dispatcher.config
         nonce = auth_data.get("probe") if isinstance(auth_data, dict) else None
         unshared = await asyncio.to_thread(
@@ -134,8 +136,6 @@ class WorkerNamespace(socketio.AsyncNamespace):
         if unshared is not None:
             log.warning("refused worker %s: %s", worker_id, unshared)
             raise socketio.exceptions.ConnectionRefusedError(unshared)
-        if self.dispatcher.has_worker(worker_id):
-            raise socketio.exceptions.ConnectionRefusedError("worker id already connected")
         self.dispatcher.worker_connected(sid, worker_id)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:

@@ -20,10 +20,13 @@ from mediad.queue import redis_errors
 
 _NOW = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 
-# KEYS: slots. ARGV: member, lease_ms, limit. 1 when the member holds a slot now.
+# KEYS: slots, the queue's marker. ARGV: member, lease_ms, limit. 1 when the member holds
+# a slot now. None is given while the marker is missing: a Redis restarted empty has lost
+# the slots of the jobs that still run, until their instances renew them.
 _ACQUIRE = (
     _NOW
     + """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
@@ -75,6 +78,7 @@ class Leases:
         self.instance_id = instance_id
         self.lease_ms = max(1000, int(lease_s * 1000))
         self.slots_key = f"{prefix}slots"
+        self.mark_key = f"{prefix}reconciled"  # the queue's (Queue.mark)
         self.instances_key = f"{prefix}instances"
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
@@ -88,9 +92,8 @@ class Leases:
     async def acquire(self, slot: str, limit: int) -> bool:
         """Take (or keep) ``slot`` if fewer than ``limit`` slots are held cluster-wide."""
         with redis_errors():
-            return bool(
-                await self._acquire(keys=[self.slots_key], args=[slot, self.lease_ms, limit])
-            )
+            keys = [self.slots_key, self.mark_key]
+            return bool(await self._acquire(keys=keys, args=[slot, self.lease_ms, limit]))
 
     async def forget_earlier(self) -> int:
         """At start-up: the slots this instance held before a crash are free again."""

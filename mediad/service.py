@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mediad import connections, hub
+from mediad import connections, hub, sockets
 from mediad import web as webapp
 from mediad.aria2_rpc import Aria2Rpc
 from mediad.auth import WorkerTokens
@@ -123,6 +123,8 @@ class Service:
         the instance is alone; on a shared one it is one of several (cluster.py)."""
         c = self.config
         sio = hub.create_server(c)
+        if isinstance(sio.manager, sockets.ClusterEvents):
+            self._stack.push_async_callback(sio.manager.close)
         publisher = hub.Publisher(sio)
         leases = Leases(queue.redis, c.redis.prefix, c.instance_id, c.queue.lease_s)
         self.dispatcher = Dispatcher(

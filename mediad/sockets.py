@@ -17,6 +17,7 @@ would each add a plain-text handler of their own).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -334,6 +335,7 @@ class ClusterEvents(socketio.AsyncRedisManager):
             redis_options={"socket_connect_timeout": 2, "socket_timeout": 5},
         )
         self._down_until = 0.0
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def _publish(self, data: Any) -> Any:
         now = time.monotonic()
@@ -353,3 +355,27 @@ class ClusterEvents(socketio.AsyncRedisManager):
             log.info("Socket.IO events reach every instance again")
             self._down_until = 0.0
         return result
+
+    def _redis_connect(self) -> None:
+        """A new client for each reconnection (the base class's way), the old one closed
+        rather than left to the garbage collector with its sockets open."""
+        old = [getattr(self, "pubsub", None), getattr(self, "redis", None)]
+        super()._redis_connect()
+        for client in old:
+            if client is not None:
+                task = asyncio.get_running_loop().create_task(client.aclose())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        """Stop listening and close the Redis connections (at shutdown)."""
+        thread = getattr(self, "thread", None)
+        if thread is not None:
+            thread.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await thread
+        for client in (getattr(self, "pubsub", None), getattr(self, "redis", None)):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+        await asyncio.gather(*self._closing, return_exceptions=True)

@@ -99,11 +99,16 @@ class Upkeep:
         instance's leftovers must be pushed) and skipped otherwise (it does the work)."""
         if startup:
             await self._start_afresh()
-        if not await self.queue.lock_reconcile():
+        if not await self.queue.lock_reconcile(self.config.queue.lease_s + 10):
             if not startup:
                 return 0, 0
             await self._wait_for_reconcile_lock()
         try:
+            if not startup and self.config.redis.url and not await self.queue.marked():
+                # Redis restarted empty under running instances: no slot is given (the
+                # marker is missing) until every live instance has renewed the slots of
+                # the jobs it still runs, then the queue is rebuilt.
+                await asyncio.sleep(self.config.queue.lease_s / 2)
             return await self._reconcile()
         finally:
             await self.queue.unlock_reconcile()
@@ -111,7 +116,7 @@ class Upkeep:
     async def _wait_for_reconcile_lock(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 15
-        while not await self.queue.lock_reconcile():
+        while not await self.queue.lock_reconcile(self.config.queue.lease_s + 10):
             if loop.time() > deadline:
                 return  # a holder that died: its lock lapses; go ahead
             await asyncio.sleep(0.1)

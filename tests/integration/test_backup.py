@@ -94,7 +94,7 @@ async def test_backup_and_restore_round_trip_with_tokens(
         dump = tmp_path / "mediad.dump"
         backup = await mediad("backup", str(dump), env=clean_env(DATABASE_URL=source.database.url))
         assert backup.code == 0, backup.err
-        assert "5 jobs, schema 001_init" in backup.out
+        assert "5 jobs, schema 002_instances" in backup.out
         assert dump.stat().st_mode & 0o777 == 0o600
         assert dump.read_bytes()[:5] == b"PGDMP"  # pg_dump's custom format
 
@@ -102,7 +102,7 @@ async def test_backup_and_restore_round_trip_with_tokens(
     target_env = clean_env(DATABASE_URL=target_dsn)
     restored = await mediad("restore", str(dump), env=target_env)
     assert restored.code == 0, restored.err
-    assert "5 jobs, schema 001_init" in restored.out
+    assert "5 jobs, schema 002_instances" in restored.out
     assert await _rows(target_dsn) == await _rows(source.database.url)
     # Not into a store with jobs, unless --force.
     again = await mediad("restore", str(dump), env=target_env)

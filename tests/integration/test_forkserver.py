@@ -44,9 +44,11 @@ async def test_a_yt_dlp_job_is_forked_by_the_single_threaded_fork_server(
     assert shared_service.dispatcher is not None and shared_service.supervisor is not None
     url = media_server.url("blob.bin", stall_after=100_000)  # stays running until cancelled
     job_id = (await api.submit(url, type="ytdlp"))["jobId"]
-    running = shared_service.dispatcher.running
-    await eventually(lambda: job_id in running, what="the job to run")
-    worker = shared_service.supervisor.procs[running[job_id].worker_id].pid
+    roster = shared_service.dispatcher.roster
+    await eventually(lambda: job_id in roster, what="the job to run")
+    attempt = roster.get(job_id)
+    assert attempt is not None
+    worker = shared_service.supervisor.procs[attempt.worker_id].pid
     title = f"mediad: yt-dlp {job_id}"
 
     def the_child() -> int | None:

@@ -26,6 +26,7 @@ def leases(queue: Queue, instance: str, lease_s: float = 1.0) -> Leases:
 @pytest.fixture
 async def queue(redis_server: RedisServer, prefix: str) -> AsyncIterator[Queue]:
     q = Queue.from_url(redis_server.url, prefix, "a")
+    await q.mark()  # reconciled: slots may be given
     yield q
     await q.close()
 
@@ -118,3 +119,19 @@ async def test_each_instance_has_its_processing_list(
         assert await queue.processing_elsewhere() == set()
     finally:
         await other.close()
+
+
+async def test_no_slot_is_given_while_redis_has_not_been_reconciled(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """A Redis restarted empty has lost the slots of the jobs still running: none is given
+    until the queue is rebuilt (its marker set), after the instances renewed theirs."""
+    fresh = Queue.from_url(redis_server.url, prefix, "a")
+    try:
+        a = leases(fresh, "a", 30)
+        slot = a.new_slot()
+        assert not await a.acquire(slot, 3)
+        await fresh.mark()
+        assert await a.acquire(slot, 3)
+    finally:
+        await fresh.close()

@@ -119,7 +119,7 @@ async def test_a_second_start_reuses_the_embedded_cluster() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(MEDIAD_STORAGE_STATE_DIR=str(state))
     try:
-        for expected in ("applied: 001_init", "the schema is up to date"):
+        for expected in ("applied: 001_init, 002_instances", "the schema is up to date"):
             out = subprocess.run(
                 [sys.executable, "-m", "mediad", "migrate"],
                 env=env, capture_output=True, text=True, timeout=120,

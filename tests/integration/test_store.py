@@ -18,12 +18,16 @@ from mediad.store import ProgressRow, Store
 from mediad.wire import Live
 from tests.support.harness import Databases
 
+# Every migration in schema/, oldest first: what a new database gets.
+ALL_MIGRATIONS = [p.stem for p in sorted(migrations.schema_dir().glob("*.sql"))]
+assert ALL_MIGRATIONS[:2] == ["001_init", "002_instances"]
+
 
 async def test_migrations_build_the_schema_the_code_expects(databases: Databases) -> None:
     dsn = await databases.create()
     store = await Store.open(dsn)
     try:
-        assert await store.migrate() == ["001_init"]
+        assert await store.migrate() == ALL_MIGRATIONS
         assert await store.migrate() == []  # applied once
         conn = await asyncpg.connect(dsn)
         try:
@@ -63,7 +67,7 @@ async def test_concurrent_starts_apply_each_migration_once(databases: Databases)
     conns = [await asyncpg.connect(dsn) for _ in range(4)]
     try:
         results = await asyncio.gather(*(migrations.apply(c) for c in conns))
-        assert sorted(map(len, results)) == [0, 0, 0, 1]
+        assert sorted(map(len, results)) == [0, 0, 0, len(ALL_MIGRATIONS)]
     finally:
         for conn in conns:
             await conn.close()
