@@ -4,7 +4,9 @@
   another instance (its next attempt started), with ``queue.lease_s`` printed beside it;
 * event latency: a worker on instance A (a protocol-level client on A's /worker, so the
   send time is known in this process) emits progress; a /jobs client on A and one on B
-  receive it. p50/p99 of both: B's figure against one instance's.
+  receive it. p50/p99 of both: B's figure against one instance's;
+* throughput: tiny aria2 jobs per second, submitted round-robin, on one instance
+  (``queue.concurrency`` 3) and on two (the limit raised to 6, three workers each).
 
 Two `mediad serve` subprocesses (tests/support/cluster.py) on the tests' PostgreSQL
 (127.0.0.1:5432 or embedded) and the machine's Redis (or an embedded one).
@@ -18,17 +20,18 @@ import shutil
 import statistics
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from tests.integration.test_dispatch import FakeWorkerClient
 from tests.support import media
 from tests.support.cluster import WORKER_TOKEN, Cluster
 from tests.support.harness import Api, Databases, RedisServer, shared_tmp
 from tests.support.jobs_client import JobsClient
 from tests.support.mediaserver import MediaServer
 from tests.support.polling import eventually
+from tests.support.workers import ScriptedWorker
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -110,7 +113,8 @@ async def latency(dbs: Databases, redis_url: str, events: int, hz: float) -> Non
     root = shared_tmp("mediad-bench-cluster-")
     cluster = Cluster(root, await dbs.create(), redis_url, workers={"processes": 0})
     a, b = cluster.add("a"), cluster.add("b")
-    worker = FakeWorkerClient(a.base, WORKER_TOKEN, "bench-worker")
+    shared = SimpleNamespace(data_path=cluster.data_dir, tmp_path=cluster.tmp_dir)
+    worker = ScriptedWorker(a.base, "bench-worker", token=WORKER_TOKEN, storage=shared)  # type: ignore[arg-type]
     try:
         await cluster.start()
         await worker.connect()
@@ -121,7 +125,7 @@ async def latency(dbs: Databases, redis_url: str, events: int, hz: float) -> Non
                     await client.subscribe(all=True)
                 job_id = (await api.submit("http://127.0.0.1:9/x.bin", type="aria2"))["jobId"]
                 await eventually(lambda: worker.starts, what="job:start on the bench worker")
-                attempt = worker.starts[0]["attempt"]
+                attempt = worker.start_of(0)["attempt"]
                 sent: dict[float, float] = {}
                 received: dict[str, dict[float, float]] = {"a": {}, "b": {}}
                 for name, client in (("a", on_a), ("b", on_b)):
@@ -171,21 +175,58 @@ async def _settle(into: dict[float, float], events: int) -> bool:
         return False
 
 
+async def throughput(dbs: Databases, redis_url: str, media_dir: Path, jobs: int) -> None:
+    for instances, limit in ((1, 3), (2, 6)):
+        root = shared_tmp("mediad-bench-cluster-")
+        cluster = Cluster(
+            root, await dbs.create(), redis_url,
+            queue={"concurrency": limit}, workers={"processes": 3},
+        )  # fmt: skip
+        names = [cluster.add(chr(ord("a") + i)).instance_id for i in range(instances)]
+        apis: list[Api] = []
+        try:
+            async with MediaServer(media_dir) as server:
+                await cluster.start()
+                apis = [cluster[n].api() for n in names]
+                url = server.url("tiny.bin")
+                started = time.monotonic()
+                ids = [
+                    (await apis[k % len(apis)].submit(url, type="aria2"))["jobId"]
+                    for k in range(jobs)
+                ]
+                for job_id in ids:
+                    job = await apis[0].wait_status(job_id, "completed", "failed", timeout_s=300)
+                    assert job["status"] == "completed", job
+                rate = jobs / (time.monotonic() - started)
+                print(
+                    f"throughput: {jobs} tiny aria2 jobs on {instances} instance(s),"
+                    f" queue.concurrency {limit}: {rate:.1f} jobs/s"
+                )
+        finally:
+            for api in apis:
+                await api.close()
+            await cluster.close()
+            shutil.rmtree(root, ignore_errors=True)
+
+
 async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lease", type=float, default=3.0, help="queue.lease_s")
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--hz", type=float, default=100.0, help="progress events a second")
+    parser.add_argument("--jobs", type=int, default=150, help="tiny jobs for the throughput")
     args = parser.parse_args(argv)
     stack: list[Any] = []
     dbs = Databases()
     await dbs.start()
     media_dir = shared_tmp("mediad-bench-media-")
     media.make_random_file(media_dir / "blob.bin", 4 * 1024 * 1024, seed=1)
+    media.make_random_file(media_dir / "tiny.bin", 1024, seed=2)
     try:
         redis_url = await _redis_url(stack)
         await latency(dbs, redis_url, args.events, args.hz)
         await failover(dbs, redis_url, media_dir, args.lease)
+        await throughput(dbs, redis_url, media_dir, args.jobs)
     finally:
         for server in stack:
             await server.close()
