@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mediad.service import Service
-from tests.support import media
+from tests.support import binary_build, media
 from tests.support.harness import (
     Api,
     Databases,
@@ -21,6 +21,16 @@ from tests.support.harness import (
     shared_tmp,
 )
 from tests.support.mediaserver import MediaServer
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The single binary's tests will run: start its build now, in the background."""
+    if any(item.nodeid.startswith("tests/integration/test_binary.py") for item in session.items):
+        binary_build.start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    binary_build.stop()
 
 
 @pytest.fixture(scope="session")

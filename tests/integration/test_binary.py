@@ -12,8 +12,9 @@ inherited by every child) when the kernel has it: the systemd units set
 ``MemoryDenyWriteExecute=yes``, and this shows mediad, yt-dlp, aria2c, ffmpeg,
 PostgreSQL and Redis work under it.
 
-The binary is built once per session (about a minute or two on 2 cores) and reused while
-it is newer than its inputs. Without PyInstaller these tests are skipped, unless
+The binary is built once per session (about a minute or two on 2 cores), in the
+background from the moment collection shows these tests will run
+(tests/support/binary_build.py), and reused while it is newer than its inputs. Without PyInstaller these tests are skipped, unless
 MEDIAD_REQUIRE_BINARY=1 (.ci/run sets it): then they fail.
 """
 
@@ -32,7 +33,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,7 +43,7 @@ import pytest
 
 from mediad.daemons import free_port
 from tests.integration.test_serve_cli import alive, descendants
-from tests.support import media
+from tests.support import binary_build, media
 from tests.support.harness import Api, shared_tmp
 from tests.support.mediaserver import MediaServer
 from tests.support.polling import eventually
@@ -65,21 +65,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT_S + 300)]
 # --- building ------------------------------------------------------------------------
 
 
-def _inputs() -> Iterator[Path]:
-    for folder in (ROOT / "mediad", ROOT / "schema", ROOT / "packaging"):
-        for path in folder.rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts:
-                yield path
-    yield ROOT / "pyproject.toml"
-
-
-def _is_fresh(binary: Path) -> bool:
-    """Built after every change to its inputs (the page included)."""
-    if not binary.is_file():
-        return False
-    return binary.stat().st_mtime > max(p.stat().st_mtime for p in _inputs())
-
-
 def need_pyinstaller() -> None:
     """Skip without PyInstaller, locally only: with MEDIAD_REQUIRE_BINARY=1 (CI) fail."""
     if importlib.util.find_spec("PyInstaller") is None:
@@ -96,17 +81,9 @@ def need_pyinstaller() -> None:
 def binary() -> Path:
     need_pyinstaller()
     assert PAGE.is_file(), "the web page is not built: run `make page` first"
-    if not _is_fresh(BINARY):
-        started = time.monotonic()
-        out = subprocess.run(
-            [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
-             "--distpath", str(ROOT / "dist"), "--workpath", str(ROOT / "build" / "pyinstaller"),
-             str(SPEC)],
-            cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
-        )  # fmt: skip
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
-        print(f"built {BINARY} in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    assert _is_fresh(BINARY)
+    code, output = binary_build.wait()
+    assert code == 0, output
+    assert binary_build.is_fresh(BINARY)
     return BINARY
 
 

@@ -1,0 +1,86 @@
+"""The single binary's build for tests/integration/test_binary.py, started in the
+background as soon as collection shows those tests will run, so that the minute or two
+PyInstaller takes overlaps the rest of the suite instead of adding to it.
+
+The build is reused while ``dist/mediad`` is newer than every input (mediad/, schema/,
+packaging/, pyproject.toml); ``wait()`` returns once a build that was started has ended.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parents[2]
+BINARY = ROOT / "dist" / "mediad"
+SPEC = ROOT / "packaging" / "mediad.spec"
+PAGE = ROOT / "mediad" / "static" / "index.html"
+BUILD_TIMEOUT_S = 1200
+
+_build: tuple[subprocess.Popen[bytes], float, IO[bytes]] | None = None
+
+
+def _inputs() -> Iterator[Path]:
+    for folder in (ROOT / "mediad", ROOT / "schema", ROOT / "packaging"):
+        for path in folder.rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                yield path
+    yield ROOT / "pyproject.toml"
+
+
+def is_fresh(binary: Path = BINARY) -> bool:
+    """Built after every change to its inputs (the page included)."""
+    if not binary.is_file():
+        return False
+    return binary.stat().st_mtime > max(p.stat().st_mtime for p in _inputs())
+
+
+def can_build() -> bool:
+    return importlib.util.find_spec("PyInstaller") is not None and PAGE.is_file()
+
+
+def start() -> None:
+    """Start building unless a fresh binary is there or a build is under way."""
+    global _build
+    if _build is not None or is_fresh() or not can_build():
+        return
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
+         "--distpath", str(ROOT / "dist"), "--workpath", str(ROOT / "build" / "pyinstaller"),
+         str(SPEC)],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    _build = (proc, time.monotonic(), log)
+
+
+def wait() -> tuple[int, str]:
+    """The build's exit code and the end of its output (0, "" when none was needed)."""
+    start()
+    if _build is None:
+        return 0, ""
+    proc, started, log = _build
+    try:
+        code = proc.wait(timeout=max(1.0, BUILD_TIMEOUT_S - (time.monotonic() - started)))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = proc.wait()
+    log.seek(0)
+    output = log.read().decode(errors="replace")[-6000:]
+    if code == 0:
+        print(f"built {BINARY} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return code, output
+
+
+def stop() -> None:
+    """At the end of the session: a build still running (its tests were never reached)
+    is stopped."""
+    if _build is not None and _build[0].poll() is None:
+        _build[0].kill()
+        _build[0].wait()
