@@ -4,10 +4,13 @@ PyInstaller takes overlaps the rest of the suite instead of adding to it.
 
 The build is reused while ``dist/mediad`` is newer than every input (mediad/, schema/,
 packaging/, pyproject.toml); ``wait()`` returns once a build that was started has ended.
+Several test processes (pytest-xdist) build once: the build holds ``build/.binary.lock``
+(the PyInstaller process inherits the lock), and the others wait for it to be released.
 """
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import subprocess
 import sys
@@ -22,6 +25,7 @@ BINARY = ROOT / "dist" / "mediad"
 SPEC = ROOT / "packaging" / "mediad.spec"
 PAGE = ROOT / "mediad" / "static" / "index.html"
 BUILD_TIMEOUT_S = 1200
+LOCK = ROOT / "build" / ".binary.lock"
 
 _build: tuple[subprocess.Popen[bytes], float, IO[bytes]] | None = None
 
@@ -50,21 +54,45 @@ def start() -> None:
     global _build
     if _build is not None or is_fresh() or not can_build():
         return
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
-         "--distpath", str(ROOT / "dist"), "--workpath", str(ROOT / "build" / "pyinstaller"),
-         str(SPEC)],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # another test process builds it
+        if is_fresh():
+            return
+        log = tempfile.TemporaryFile()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
+             "--distpath", str(ROOT / "dist"), "--workpath", str(ROOT / "build" / "pyinstaller"),
+             str(SPEC)],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            pass_fds=(lock.fileno(),),  # the lock is held while PyInstaller runs
+        )  # fmt: skip
     _build = (proc, time.monotonic(), log)
+
+
+def _wait_for_another() -> tuple[int, str]:
+    """Another test process's build: wait until it lets go of the lock."""
+    deadline = time.monotonic() + BUILD_TIMEOUT_S
+    with open(LOCK, "w") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return 1, "another test process's build did not end in time"
+                time.sleep(0.5)
+    return (0, "") if is_fresh() else (1, "another test process's build failed")
 
 
 def wait() -> tuple[int, str]:
     """The build's exit code and the end of its output (0, "" when none was needed)."""
     start()
     if _build is None:
-        return 0, ""
+        return (0, "") if is_fresh() else _wait_for_another()
     proc, started, log = _build
     try:
         code = proc.wait(timeout=max(1.0, BUILD_TIMEOUT_S - (time.monotonic() - started)))
