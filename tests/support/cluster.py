@@ -41,6 +41,7 @@ import asyncpg
 import yaml
 
 from mediad.daemons import free_port
+from tests.integration.test_serve_cli import alive, descendants
 from tests.support.cli import ROOT, clean_env
 from tests.support.harness import Api
 from tests.support.polling import eventually
@@ -51,34 +52,7 @@ WORKER_TOKEN = "cluster-worker-token-for-tests-0123456789"
 # -- processes ---------------------------------------------------------------------------
 
 
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid``, by parent links in /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    found: set[int] = set()
-    stack = [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+# descendants() and alive(): the ones of test_serve_cli, imported above.
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
