@@ -48,6 +48,7 @@ function provisionalJob(created: Created, url: string): Job {
     updatedAt: now,
     startedAt: null,
     finishedAt: null,
+    instanceId: null,
   };
 }
 

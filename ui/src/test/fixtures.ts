@@ -27,6 +27,7 @@ export function job(over: Partial<Job> = {}): Job {
     updatedAt: '2025-01-01T12:00:00+00:00',
     startedAt: '2025-01-01T12:00:01+00:00',
     finishedAt: null,
+    instanceId: 'a',
     ...over,
   };
 }
