@@ -69,7 +69,7 @@ class ControlBus:
                 await self._handle(handler, message.get("data"))
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()
+                await asyncio.wait_for(pubsub.aclose(), 2.0)
 
     async def _handle(self, handler: Handler, data: Any) -> None:
         try:

@@ -321,6 +321,10 @@ class Server(socketio.AsyncServer):
         await super()._handle_eio_disconnect(eio_sid, reason)
 
 
+# A shutdown never waits longer than this for a Redis connection to close.
+CLOSE_TIMEOUT_S = 2.0
+
+
 class ClusterEvents(socketio.AsyncRedisManager):
     """python-socketio's Redis manager, quiet while Redis is down: an event that cannot be
     published is dropped (clients resync over REST when they reconnect) with one warning
@@ -373,9 +377,10 @@ class ClusterEvents(socketio.AsyncRedisManager):
         if thread is not None:
             thread.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await thread
+                await asyncio.wait_for(thread, CLOSE_TIMEOUT_S)
         for client in (getattr(self, "pubsub", None), getattr(self, "redis", None)):
             if client is not None:
                 with contextlib.suppress(Exception):
-                    await client.aclose()
-        await asyncio.gather(*self._closing, return_exceptions=True)
+                    await asyncio.wait_for(client.aclose(), CLOSE_TIMEOUT_S)
+        if self._closing:
+            await asyncio.wait(self._closing, timeout=CLOSE_TIMEOUT_S)

@@ -137,6 +137,8 @@ async def test_pause_keeps_the_bytes_and_resume_fetches_only_the_rest(
     work = Path(shared_service.config.storage.tmp_dir) / job_id
     kept = sum(f.stat().st_size for f in work.rglob("*") if f.suffix != ".aria2")
     assert kept > 0, list(work.rglob("*"))
+    # The first attempt's request is recorded once the server has noticed it ended.
+    await eventually(lambda: media_server.in_flight[name] == 0, what="the first request to end")
     served_before = media_server.bytes_served(name)
     requests_before = len([r for r in media_server.served if r.path.endswith(name)])
     job = await api.job(job_id)
@@ -161,11 +163,13 @@ async def test_pause_keeps_the_bytes_and_resume_fetches_only_the_rest(
 
 @pytest.mark.parametrize("job_type", TYPES)
 async def test_cancel_stops_the_tool_and_removes_its_files(
-    job_type: str, shared_service: Service, api: Api, media_server: MediaServer
+    job_type: str, shared_service: Service, api: Api, media_server: MediaServer, media_dir: Path
 ) -> None:
     dispatcher = shared_service.dispatcher
     assert dispatcher is not None
-    job_id = (await api.submit(media_server.url("blob.bin", rate=500_000), type=job_type))["jobId"]
+    name = f"cancel-{job_type}.bin"  # its own name: no other test's request is counted
+    media_server.add_file(name, media_dir / "blob.bin")
+    job_id = (await api.submit(media_server.url(name, rate=500_000), type=job_type))["jobId"]
     await _progress_at_least(api, job_id, 5)
     status, job = await control(api, job_id, "cancel")
     assert status == 200 and job["status"] == "cancelled"
@@ -173,9 +177,11 @@ async def test_cancel_stops_the_tool_and_removes_its_files(
     tmp = Path(shared_service.config.storage.tmp_dir) / job_id
     data = Path(shared_service.config.storage.data_dir) / job_id
     await eventually(lambda: not tmp.exists() and not data.exists(), what="files removed")
-    served = media_server.bytes_served("blob.bin")
-    # The tool is gone: nothing more is fetched for it.
-    assert await _stays(lambda: media_server.bytes_served("blob.bin") == served)
+    # The tool is gone: its request ends (the server records it then)…
+    await eventually(lambda: media_server.in_flight[name] == 0, what="its request to end")
+    served = media_server.bytes_served(name)
+    # …and nothing more is fetched for it.
+    assert await _stays(lambda: media_server.bytes_served(name) == served)
     assert (await api.job(job_id))["status"] == "cancelled"
 
 

@@ -41,6 +41,7 @@ import mimetypes
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -323,6 +324,9 @@ class MediaServer:
         self.rate_bytes_per_s = rate_bytes_per_s
         self.stall_after_bytes = stall_after_bytes
         self.served: list[Served] = []
+        # Requests being answered, by file name: a record lands in ``served`` once its
+        # response has ended (for a client that went away, once the server noticed).
+        self.in_flight: Counter[str] = Counter()
         self._entries: dict[str, _Blob | _Redirect | _LiveHls | Path] = {}
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
@@ -495,10 +499,12 @@ class MediaServer:
             bytes_sent=0,
             headers=CIMultiDict(request.headers),
         )
+        self.in_flight[record.path] += 1
         try:
             return await self._respond(request, record)
         finally:
             self.served.append(record)
+            self.in_flight[record.path] -= 1
 
     async def _respond(self, request: web.Request, record: Served) -> web.StreamResponse:
         try:
