@@ -316,15 +316,23 @@ class _Server:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+        # The child says when it leads its own group: the worker may signal the group
+        # (cancel, the watchdog) as soon as it hears the pid.
+        ready_r, ready_w = os.pipe()
         try:
             pid = os.fork()
         except OSError as exc:
-            os.close(fds[0])
+            for fd in (fds[0], ready_r, ready_w):
+                os.close(fd)
             self._send({"id": request["id"], "error": str(exc)})
             return True
         if pid == 0:  # never returns
-            _run_child(request, fds[0], self.pid)
+            os.close(ready_r)
+            _run_child(request, fds[0], self.pid, ready_w)
         os.close(fds[0])
+        os.close(ready_w)
+        os.read(ready_r, 1)  # b"" if it died first: its exit is reported as any other
+        os.close(ready_r)
         pidfd = os.pidfd_open(pid)
         self.children[pidfd] = pid
         self.poller.register(pidfd, select.POLLIN)
@@ -356,11 +364,13 @@ def _entry_point(name: str) -> Callable[[list[str]], object]:
     return entry
 
 
-def _run_child(request: dict[str, Any], out_fd: int, server: int) -> None:
+def _run_child(request: dict[str, Any], out_fd: int, server: int, ready_fd: int) -> None:
     """The job's child: its own session, fds 0-2 only, the job's cwd and environment."""
     code: object = 1
     try:
         os.setsid()
+        os.write(ready_fd, b"1")
+        os.close(ready_fd)
         procs.die_with_parent(signal.SIGKILL)
         if os.getppid() != server:
             os._exit(1)  # the server died before it could have been noticed
