@@ -49,6 +49,7 @@ function provisionalJob(created: Created, url: string): Job {
     startedAt: null,
     finishedAt: null,
     instanceId: null,
+    subscriptionId: null,
   };
 }
 

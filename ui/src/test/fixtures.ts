@@ -28,6 +28,7 @@ export function job(over: Partial<Job> = {}): Job {
     startedAt: '2025-01-01T12:00:01+00:00',
     finishedAt: null,
     instanceId: 'a',
+    subscriptionId: null,
     ...over,
   };
 }
