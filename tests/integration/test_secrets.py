@@ -39,7 +39,12 @@ def environ(pid: int) -> dict[str, str]:
 
 
 def cmdline(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    """"" for a process that has ended since it was listed."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
 
 
 def exe_name(pid: int) -> str:
@@ -50,7 +55,12 @@ def exe_name(pid: int) -> str:
 
 
 def ppid(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    """-1 for a process that has ended since it was listed (a probe such as ffprobe)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return -1
+    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def still_there(checks: dict[int, Any]) -> dict[str, Any]:
