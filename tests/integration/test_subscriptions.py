@@ -3,6 +3,7 @@ media server serves (and grows between checks), real jobs downloading its items.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import signal
@@ -22,7 +23,9 @@ SUBS = {"min_interval_s": 1, "poll_s": 0.1, "startup_spread_s": 0}
 
 
 def feed_items(media: MediaServer, n: int, start: int = 1) -> list[tuple[str, str, str]]:
-    return [(f"ep{i}", f"Episode {i}", media.url("video.mp4", n=i)) for i in range(start, start + n)]
+    return [
+        (f"ep{i}", f"Episode {i}", media.url("video.mp4", n=i)) for i in range(start, start + n)
+    ]
 
 
 def new_feed(media: MediaServer, n: int) -> tuple[str, str]:
@@ -95,7 +98,10 @@ async def test_checks_create_jobs_for_new_entries_only(
     sub = await subscribe(api, url)
     assert sub["checking"] is False and sub["lastCheck"] is None and sub["nextCheckAt"] is None
     first = await check(api, sub["subscriptionId"])
-    assert (first["status"], first["found"], first["created"]) == ("ok", 3, 3), (first["errorCode"], first["errorMessage"])
+    assert (first["status"], first["found"], first["created"]) == ("ok", 3, 3), (
+        first["errorCode"],
+        first["errorMessage"],
+    )
     jobs = await jobs_of(api, sub["subscriptionId"])
     assert len(jobs) == 3
     for job in jobs:
@@ -108,9 +114,9 @@ async def test_checks_create_jobs_for_new_entries_only(
     assert sorted(j["url"] for j in jobs) == sorted(u for _, _, u in feed_items(media_server, 5))
     third = await check(api, sub["subscriptionId"])
     assert third["created"] == 0
-    status, got = await api.request("GET", f"/subscriptions/{sub['subscriptionId']}")
+    _, got = await api.request("GET", f"/subscriptions/{sub['subscriptionId']}")
     assert got["seen"] == 5 and got["title"] == "Test feed"
-    status, history = await api.request("GET", f"/subscriptions/{sub['subscriptionId']}/checks")
+    _, history = await api.request("GET", f"/subscriptions/{sub['subscriptionId']}/checks")
     assert [c["created"] for c in history["items"]] == [0, 2, 3]
     assert await duplicates(service.config.database.url or "") == 0
 
@@ -122,7 +128,7 @@ async def test_without_backfill_the_first_check_only_marks_what_exists(
     sub = await subscribe(api, url, backfill=False)
     first = await check(api, sub["subscriptionId"])
     assert (first["found"], first["created"]) == (4, 0)
-    status, got = await api.request("GET", f"/subscriptions/{sub['subscriptionId']}")
+    _, got = await api.request("GET", f"/subscriptions/{sub['subscriptionId']}")
     assert got["seen"] == 4 and await jobs_of(api, sub["subscriptionId"]) == []
     media_server.add_feed(name, "Test feed", feed_items(media_server, 5))
     second = await check(api, sub["subscriptionId"])
@@ -205,7 +211,7 @@ async def test_the_scheduler_checks_an_enabled_subscription_on_its_own(
     sub = await subscribe(api, url, enabled=True, intervalS=1)
 
     async def two_checks() -> bool:
-        status, history = await api.request("GET", f"/subscriptions/{sub['subscriptionId']}/checks")
+        _, history = await api.request("GET", f"/subscriptions/{sub['subscriptionId']}/checks")
         return sum(c["status"] == "ok" for c in history["items"]) >= 2
 
     await eventually(two_checks, timeout_s=60, what="two scheduled checks")
@@ -213,9 +219,7 @@ async def test_the_scheduler_checks_an_enabled_subscription_on_its_own(
     assert len(await jobs_of(api, sub["subscriptionId"])) == 1
 
 
-async def test_a_check_holds_a_slot_like_a_job(
-    new_config: Any, media_server: MediaServer
-) -> None:
+async def test_a_check_holds_a_slot_like_a_job(new_config: Any, media_server: MediaServer) -> None:
     """With one slot and two workers, a job posted while a check lists waits for it."""
     config = await new_config(
         subscriptions=SUBS, queue={"concurrency": 1}, workers={"processes": 2}
@@ -227,7 +231,9 @@ async def test_a_check_holds_a_slot_like_a_job(
             sub = await subscribe(api, url)
             media_server.hold(name)
             try:
-                status, _ = await api.request("POST", f"/subscriptions/{sub['subscriptionId']}/check")
+                status, _ = await api.request(
+                    "POST", f"/subscriptions/{sub['subscriptionId']}/check"
+                )
                 assert status == 202
                 await eventually(lambda: media_server.in_flight[name] > 0, what="the listing")
                 job = await api.submit(media_server.url("video.mp4", n=999))
@@ -283,5 +289,23 @@ async def test_a_check_lost_with_its_worker_is_run_again(
         media_server.release(name)
     last = await finished(api, sub["subscriptionId"])
     assert (last["status"], last["created"]) == ("ok", 2)
-    status, history = await api.request("GET", f"/subscriptions/{sub['subscriptionId']}/checks")
+    _, history = await api.request("GET", f"/subscriptions/{sub['subscriptionId']}/checks")
     assert len(history["items"]) == 1  # the same check, run again
+
+
+async def test_one_check_of_a_200_item_playlist(
+    api: Api, media_server: MediaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A measurement, not a timed assertion: how long one check of 200 entries takes
+    (from the POST to its end, and the check's own startedAt → finishedAt)."""
+    name = f"feeds/feed{next(_feeds)}.xml"
+    url = media_server.add_feed(name, "Big feed", feed_items(media_server, 200))
+    sub = await subscribe(api, url, backfill=False, maxItems=1000)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    last = await check(api, sub["subscriptionId"])
+    wall = loop.time() - started
+    assert (last["status"], last["found"], last["created"]) == ("ok", 200, 0)
+    own = datetime.fromisoformat(last["finishedAt"]) - datetime.fromisoformat(last["startedAt"])
+    with capsys.disabled():
+        print(f"\n200-item check: {wall:.2f} s from POST to end, {own.total_seconds():.2f} s running")
