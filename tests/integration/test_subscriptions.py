@@ -308,4 +308,6 @@ async def test_one_check_of_a_200_item_playlist(
     assert (last["status"], last["found"], last["created"]) == ("ok", 200, 0)
     own = datetime.fromisoformat(last["finishedAt"]) - datetime.fromisoformat(last["startedAt"])
     with capsys.disabled():
-        print(f"\n200-item check: {wall:.2f} s from POST to end, {own.total_seconds():.2f} s running")
+        print(
+            f"\n200-item check: {wall:.2f} s from POST to end, {own.total_seconds():.2f} s running"
+        )
