@@ -135,6 +135,15 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class SubscriptionsConfig:
+    min_interval_s: int = 60  # the shortest intervalS a subscription may have
+    poll_s: float = 5.0  # how often the scheduler looks for due subscriptions
+    batch: int = 20  # due subscriptions claimed per statement
+    jitter: float = 0.1  # each next check is due one interval from now, ± this share of it
+    startup_spread_s: float = 300.0  # at start-up, overdue checks are spread over this
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -147,6 +156,7 @@ class Config:
     twitter: TwitterConfig = field(default_factory=TwitterConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    subscriptions: SubscriptionsConfig = field(default_factory=SubscriptionsConfig)
 
     @property
     def state_path(self) -> Path:
@@ -372,6 +382,11 @@ _RANGES: tuple[tuple[str, float | str, float], ...] = (
     ("progress.worker_hz", 0.1, 100),
     ("workers.heartbeat_s", 0.1, 3600),
     ("workers.processes", 0, 64),
+    ("subscriptions.min_interval_s", 1, 2_592_000),
+    ("subscriptions.poll_s", 0.05, 3600),
+    ("subscriptions.batch", 1, 1000),
+    ("subscriptions.jitter", 0, 0.5),
+    ("subscriptions.startup_spread_s", 0, 86400),
 )
 
 # The URLs that name a server of ours, and the schemes each may have.

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
 from mediad import results, states, wire
@@ -25,6 +25,9 @@ from mediad.metrics import Metrics
 from mediad.ports import Publisher
 from mediad.queue import Queue
 from mediad.store import ProgressRow, Store
+
+if TYPE_CHECKING:
+    from mediad.checks import Checks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,6 +59,7 @@ class Outcomes:
         self._spawn = spawn
         self._stopping = stopping
         self.leases = leases
+        self.checks: Checks | None = None  # a check's end is recorded there (checks.py)
 
     async def settle(self, a: Attempt, outcome: Awaitable[None]) -> None:
         """Record an attempt's outcome; whatever goes wrong, the job is not left running
@@ -102,6 +106,9 @@ class Outcomes:
     async def fail(self, a: Attempt, code: str, message: str) -> None:
         """A failed attempt: retried when the error is transient and attempts remain."""
         a.settle()
+        if a.check and self.checks is not None:
+            await self.checks.failed(a, code, message)
+            return
         if self.retried(a, code):
             await self._requeue(a, code, message)
             return
@@ -168,6 +175,8 @@ class Outcomes:
 
     async def requeue_for_shutdown(self, a: Attempt) -> bool:
         """A job stopped by a graceful shutdown goes back to ``queued`` for the next start."""
+        if a.check:
+            return False  # left running: the next start requeues this instance's checks
         job = await self.store.requeue(
             UUID(a.job_id), a.attempt, "shutdown", "the service stopped during the job"
         )
@@ -189,7 +198,7 @@ class Outcomes:
         self.roster.unbind(a)
         self._changed.set()
         try:
-            await self.queue.done(a.job_id)
+            await self.queue.done(a.queue_entry)
             if a.slot is not None and self.leases is not None:
                 await self.leases.release(a.slot)
         except QueueUnavailable:

@@ -25,6 +25,7 @@ from mediad import web as webapp
 from mediad.aria2_rpc import Aria2Rpc
 from mediad.auth import WorkerTokens
 from mediad.backoff import restart_backoff
+from mediad.checks import Checks
 from mediad.cluster import ControlBus
 from mediad.config import Config, local_url
 from mediad.control import Controller
@@ -56,6 +57,7 @@ class Service:
         self.queue: Queue | None = None
         self.dispatcher: Dispatcher | None = None
         self.upkeep: Upkeep | None = None
+        self.checks: Checks | None = None
         self.supervisor: Supervisor | None = None
         self.aria2: Aria2Daemon | None = None
         self._aria2_client: Aria2Rpc | None = None
@@ -107,6 +109,8 @@ class Service:
         self._stack.push_async_callback(self.upkeep.stop)
         for task in self.upkeep.start():
             self._watch_task(task)
+        assert self.checks is not None
+        self._watch(self.checks.run(), "subscriptions")
 
         assert self.aria2 is not None
         settings = worker_settings(c, self.aria2.url, self.aria2.secret)
@@ -131,6 +135,7 @@ class Service:
             c, store, queue, hub.WorkerChannel(sio), publisher, leases=leases, metrics=self.metrics
         )
         self.upkeep = Upkeep(self.dispatcher)
+        self.checks = Checks(c, store, queue, publisher, self.dispatcher, self.metrics)
         sio.register_namespace(hub.WorkerNamespace(self.dispatcher, self.tokens))
         sio.register_namespace(hub.JobsNamespace(c, store, self.dispatcher))
         bus = ControlBus(queue.redis, c.redis.prefix, c.instance_id) if c.redis.url else None
@@ -142,7 +147,9 @@ class Service:
             "aria2": self._aria2_check,
             "twmd": self._twmd_check,
         }
-        parts = webapp.Parts(store, queue, self.dispatcher, controller, checks, self.metrics)
+        parts = webapp.Parts(
+            store, queue, self.dispatcher, controller, checks, self.metrics, self.checks
+        )
         app = webapp.create_app(c, parts)
         sio.attach(app)
         return app

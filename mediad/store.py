@@ -118,6 +118,13 @@ class Store:
                     conn.terminate()  # unusable: the pool opens a fresh one in its place
                     raise
 
+    def connection(
+        self,
+    ) -> contextlib.AbstractAsyncContextManager[asyncpg.pool.PoolConnectionProxy[asyncpg.Record]]:
+        """A pooled connection with the store's error translation, for the modules that
+        keep their own queries (``subs_store.py``)."""
+        return self._conn()
+
     async def migrate(self) -> list[str]:
         async with self._conn() as conn:
             return await migrations.apply(conn)

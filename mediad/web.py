@@ -26,6 +26,7 @@ from aiohttp.typedefs import Middleware
 from mediad import connections, hosts, inputs, metrics, zipstream
 from mediad import health as probes
 from mediad.auth import FileLinks, public
+from mediad.checks import Checks
 from mediad.config import Config
 from mediad.control import Controller
 from mediad.detect import detect_type, twitter_target
@@ -76,6 +77,7 @@ class Parts:
     controller: Controller
     health_checks: dict[str, HealthCheck] = field(default_factory=dict)
     metrics: Metrics | None = None
+    checks: Checks | None = None  # subscriptions (subs_web.py)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -176,6 +178,8 @@ def create_app(
 ) -> web.Application:
     """The REST API, the files, health and the page. Without ``parts`` only what needs no
     service answers (the page, the spec): for tests of those alone."""
+    from mediad import subs_web  # it builds on this module
+
     page = page or Page()
     # The Host check comes first: a DNS-rebinding request gets nothing else (hosts.py).
     host_check = hosts.middleware(config.server.host, config.server.allowed_hosts)
@@ -206,6 +210,7 @@ def create_app(
     app.router.add_get("/health", health)
     probes.add_routes(app, parts)  # /health/live, /health/ready: open, like /health
     metrics.add_route(app, parts.metrics if parts else None)  # /metrics: a token when set
+    subs_web.add_routes(app, parts.checks if parts else None)  # /subscriptions…
     app.router.add_get("/detect", detect)
     app.router.add_get("/openapi.json", public(openapi))
     page.add_routes(app)
@@ -227,6 +232,9 @@ async def _json_body(request: web.Request) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadRequest("the body is not valid JSON", code="invalid_json") from None
+
+
+json_body = _json_body  # for the routes of other modules (subs_web.py)
 
 
 def _check_rate(request: web.Request) -> None:

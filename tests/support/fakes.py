@@ -406,6 +406,9 @@ class RecordingChannel:
     async def control(self, sid: str, message: wire.JobControl) -> None:
         self.sent.append(("control", sid, message))
 
+    async def listing(self, sid: str, message: wire.ListingStart) -> None:
+        self.sent.append(("listing", sid, message))
+
     @property
     def starts(self) -> list[tuple[str, wire.JobStart]]:
         return [(sid, m) for kind, sid, m in self.sent if kind == "start"]
@@ -435,6 +438,12 @@ class RecordingPublisher:
 
     async def failed(self, job_id: str, error_code: str, message: str) -> None:
         self.events.append(("failed", (job_id, error_code, message)))
+
+    async def subscription_update(self, subscription: dict[str, Any]) -> None:
+        self.events.append(("subscription-update", subscription))
+
+    async def subscription_deleted(self, subscription_id: str) -> None:
+        self.events.append(("subscription-deleted", subscription_id))
 
     def names(self, job_id: str | None = None) -> list[str]:
         return [name for name, p in self.events if job_id is None or _job_of(p) == job_id]

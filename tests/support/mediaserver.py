@@ -328,6 +328,8 @@ class MediaServer:
         # response has ended (for a client that went away, once the server noticed).
         self.in_flight: Counter[str] = Counter()
         self._entries: dict[str, _Blob | _Redirect | _LiveHls | Path] = {}
+        # Names whose responses wait until the test lets them go (``hold``/``release``).
+        self._gates: dict[str, asyncio.Event] = {}
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
         self._base_url: str | None = None
@@ -393,6 +395,37 @@ class MediaServer:
 
     def add_page(self, name: str, html: str) -> None:
         self.add_bytes(name, html.encode(), "text/html; charset=utf-8")
+
+    def add_feed(self, name: str, title: str, items: list[tuple[str, str, str]]) -> str:
+        """An RSS feed (podcast-style) of ``(guid, title, enclosure URL)`` items, which
+        yt-dlp's generic extractor lists as a playlist; call again to change it. Returns
+        its URL."""
+        from xml.sax.saxutils import escape, quoteattr
+
+        body = "".join(
+            f"<item><title>{escape(t)}</title><guid>{escape(g)}</guid>"
+            f'<enclosure url={quoteattr(u)} type="video/mp4" length="1"/></item>'
+            for g, t, u in items
+        )
+        rss = (
+            '<?xml version="1.0"?><rss version="2.0"><channel>'
+            f"<title>{escape(title)}</title><link>{self.base_url}/</link>{body}</channel></rss>"
+        )
+        self.add_bytes(name, rss.encode(), "application/rss+xml")
+        return self.url(name)
+
+    def remove(self, name: str) -> None:
+        """Forget an entry: it answers 404 from now on."""
+        self._entries.pop(name.lstrip("/"), None)
+
+    def hold(self, name: str) -> None:
+        """Requests for ``name`` wait (before the headers) until :meth:`release`."""
+        self._gates[name.lstrip("/")] = asyncio.Event()
+
+    def release(self, name: str) -> None:
+        gate = self._gates.pop(name.lstrip("/"), None)
+        if gate is not None:
+            gate.set()
 
     def add_redirect(self, name: str, location: str, status: int = 302) -> None:
         self._entries[name.lstrip("/")] = _Redirect(location, status)
@@ -515,6 +548,11 @@ class MediaServer:
         except _BadQuery as exc:
             return await self._send_text(request, record, 400, f"{exc}\n")
         try:
+            gate = self._gates.get(record.path)
+            while gate is not None and not gate.is_set():
+                self._check_alive(request)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(gate.wait(), HOLD_POLL_S)
             if delay_ms:
                 await self._pause(delay_ms / 1000)
                 self._check_alive(request)
