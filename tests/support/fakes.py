@@ -436,6 +436,9 @@ class RecordingPublisher:
     async def failed(self, job_id: str, error_code: str, message: str) -> None:
         self.events.append(("failed", (job_id, error_code, message)))
 
+    async def cookies_update(self, listing: dict[str, Any]) -> None:
+        self.events.append(("cookies-update", (None, listing)))
+
     def names(self, job_id: str | None = None) -> list[str]:
         return [name for name, p in self.events if job_id is None or _job_of(p) == job_id]
 

@@ -17,6 +17,9 @@ each overriding the matching server-wide attribute:
 ``?filename=NAME``
     propose NAME in ``Content-Disposition: attachment; filename*=UTF-8''…``
 
+``require_cookie(name, "session=VALUE")`` makes a name answer 403 unless the request
+carries that cookie (a site behind a login, for named cookie files).
+
 Every request ends up as one :class:`Served` record in ``MediaServer.served``.
 
 ``add_live_hls`` serves a live HLS stream made from the segments of a VOD set: its
@@ -328,6 +331,7 @@ class MediaServer:
         # response has ended (for a client that went away, once the server noticed).
         self.in_flight: Counter[str] = Counter()
         self._entries: dict[str, _Blob | _Redirect | _LiveHls | Path] = {}
+        self._cookies: dict[str, str] = {}  # name → the "k=v" a request must carry
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
         self._base_url: str | None = None
@@ -393,6 +397,10 @@ class MediaServer:
 
     def add_page(self, name: str, html: str) -> None:
         self.add_bytes(name, html.encode(), "text/html; charset=utf-8")
+
+    def require_cookie(self, name: str, pair: str) -> None:
+        """Answer 403 for ``name`` unless the request's Cookie header holds ``pair``."""
+        self._cookies[name.lstrip("/")] = pair
 
     def add_redirect(self, name: str, location: str, status: int = 302) -> None:
         self._entries[name.lstrip("/")] = _Redirect(location, status)
@@ -531,6 +539,9 @@ class MediaServer:
                 return await self._send_text(request, record, 400, "status must be 200..599\n")
             reason = _reason(status)
             return await self._send_text(request, record, status, f"{status} {reason}\n")
+        pair = self._cookies.get(record.path)
+        if pair is not None and pair not in _cookie_pairs(request.headers.get("Cookie", "")):
+            return await self._send_text(request, record, 403, "403 Forbidden: log in first\n")
         found = self._lookup(record.path)
         if found is None:
             return await self._send_text(request, record, 404, "404 Not Found\n")
@@ -693,6 +704,10 @@ class MediaServer:
         if transport is not None:
             transport.close()
         return resp
+
+
+def _cookie_pairs(header: str) -> set[str]:
+    return {part.strip() for part in header.split(";")}
 
 
 def _reason(status: int) -> str:
