@@ -61,7 +61,9 @@ def private_video(media_server: MediaServer) -> tuple[str, str, bytes]:
     return media_server.url("private/private.mp4"), value, path.read_bytes()
 
 
-async def put(api: Api, name: str, body: str | bytes | io.BytesIO, **kwargs: Any) -> tuple[int, Any]:
+async def put(
+    api: Api, name: str, body: str | bytes | io.BytesIO, **kwargs: Any
+) -> tuple[int, Any]:
     headers = kwargs.pop("headers", HEADERS)
     return await api.request("PUT", f"/cookies/{name}", data=body, headers=headers, **kwargs)
 
@@ -180,7 +182,9 @@ async def test_a_job_cannot_name_a_missing_file_nor_an_aria2_job_any(
     assert (status, body["error"]["code"]) == (400, "invalid_options")
     assert (await put(api, "for-aria2", cookies_txt("v")))[0] == 201
     status, body = await api.request(
-        "POST", "/downloads", json={"url": url, "type": "aria2", "options": {"cookies": "for-aria2"}}
+        "POST",
+        "/downloads",
+        json={"url": url, "type": "aria2", "options": {"cookies": "for-aria2"}},
     )
     assert (status, body["error"]["code"]) == (400, "invalid_options")
 
@@ -204,7 +208,7 @@ async def test_a_file_deleted_while_its_job_waits_fails_it(
 async def test_the_copy_goes_when_a_job_is_paused(
     service: Service, api: Api, media_server: MediaServer, private_video: tuple[str, str, bytes]
 ) -> None:
-    url, value, _ = private_video
+    _, value, _ = private_video
     assert (await put(api, "pausing", cookies_txt(value)))[0] == 201
     slow = media_server.url("blob.bin", rate=200_000)
     created = await api.submit(slow, type="ytdlp", options={"cookies": "pausing"})

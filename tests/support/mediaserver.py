@@ -107,6 +107,9 @@ class Served:
     range_end: int | None
     bytes_sent: int
     headers: Mapping[str, str] = field(default_factory=dict)
+    # time.monotonic() when the request arrived and when its response ended.
+    started_s: float = 0.0
+    ended_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -506,11 +509,13 @@ class MediaServer:
             range_end=None,
             bytes_sent=0,
             headers=CIMultiDict(request.headers),
+            started_s=time.monotonic(),
         )
         self.in_flight[record.path] += 1
         try:
             return await self._respond(request, record)
         finally:
+            record.ended_s = time.monotonic()
             self.served.append(record)
             self.in_flight[record.path] -= 1
 
