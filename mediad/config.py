@@ -112,6 +112,11 @@ class ToolsConfig:
     twmd: str | None = None
     postgres_bin_dir: str | None = None
     redis_server: str | None = None
+    # Download speed limits in bytes per second (YAML may say 2M, 500K, 1.5MiB: 1024-based,
+    # as yt-dlp and aria2 read them): each job's, and the whole service's, split evenly
+    # over the queue.concurrency jobs that may run at once (job_rate_limit).
+    rate_limit: int | None = None
+    total_rate_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,19 @@ class Config:
     @property
     def tmp_path(self) -> Path:
         return Path(self.storage.tmp_dir)
+
+    @property
+    def job_rate_limit(self) -> int | None:
+        """Each yt-dlp and aria2 job's limit: ``tools.rate_limit``, and at most its share
+        of ``tools.total_rate_limit`` (None: no limit)."""
+        tools = self.tools
+        share = (
+            None
+            if tools.total_rate_limit is None
+            else tools.total_rate_limit // self.queue.concurrency
+        )
+        limits = [v for v in (tools.rate_limit, share) if v is not None]
+        return max(1, min(limits)) if limits else None
 
     @property
     def worker_processes(self) -> int:
@@ -293,7 +311,10 @@ def _build_section(name: str, cls: type, value: Any) -> Any:
     for key, item in value.items():
         if key not in hints:
             raise ConfigError(f"{name}.{key}", "unknown key")
-        kwargs[key] = _convert(f"{name}.{key}", hints[key], item)
+        full = f"{name}.{key}"
+        kwargs[key] = (
+            parse_rate(full, item) if full in RATE_KEYS else _convert(full, hints[key], item)
+        )
     return cls(**kwargs)
 
 
@@ -330,6 +351,28 @@ def _convert(key: str, hint: Any, value: Any) -> Any:
             raise ConfigError(key, f"must be a string, not {value!r}")
         return str(value)
     raise ConfigError(key, "unsupported value")  # pragma: no cover - all fields covered above
+
+
+RATE_KEYS = frozenset({"tools.rate_limit", "tools.total_rate_limit"})
+_RATE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([KMG])(?:i?B)?)?", re.IGNORECASE)
+_RATE_UNITS = {None: 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_rate(key: str, value: Any) -> int | None:
+    """Bytes per second from a whole number or a string such as ``2M``, ``2MiB``,
+    ``500K``, ``1.5M`` (1024-based); None, or "" from the environment, is no limit."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        m = _RATE.fullmatch(value.strip())
+        if m is not None:
+            unit = m.group(2).lower() if m.group(2) else None
+            return int(float(m.group(1)) * _RATE_UNITS[unit])
+    raise ConfigError(
+        key, f"must be bytes per second: a whole number or one like 500K, 2M, 1.5MiB, not {value!r}"
+    )
 
 
 def _from_env(key: str, hint: Any, text: str) -> Any:
@@ -387,6 +430,8 @@ _RANGES: tuple[tuple[str, float | str, float], ...] = (
     ("subscriptions.batch", 1, 1000),
     ("subscriptions.jitter", 0, 0.5),
     ("subscriptions.startup_spread_s", 0, 86400),
+    ("tools.rate_limit", 1024, 2**50),
+    ("tools.total_rate_limit", 1024, 2**50),
 )
 
 # The URLs that name a server of ours, and the schemes each may have.

@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from mediad import results, states, wire
+from mediad import cookies, results, states, wire
 from mediad.attempts import Attempt, Phase, Roster
 from mediad.backoff import Backoff
 from mediad.config import Config
@@ -72,6 +74,7 @@ class Dispatcher:
         self.channel = channel
         self.publisher = publisher
         self.roster = Roster()
+        self.cookies = cookies.store_for(config.state_path)
         self.ignored_events = 0
         self.changed = asyncio.Event()
         self._taking: set[str] = set()
@@ -271,6 +274,8 @@ class Dispatcher:
         if not self.roster.bind(a):  # it left while we wrote the row
             await self.outcomes.lost(a, "worker_crashed", "the worker left before the job started")
             return
+        if not await self._stage_cookies(a, job):
+            return
         log.info(
             "job started on %s (attempt %d)", worker.worker_id, a.attempt,
             extra={"jobId": job_id, "stage": "downloading"},
@@ -300,6 +305,29 @@ class Dispatcher:
             return
         log.info("check started on %s", worker.worker_id, extra={"jobId": start.check_id})
         await self.channel.listing(worker.sid, start)
+
+    async def _stage_cookies(self, a: Attempt, job: Job) -> bool:
+        """A job naming a cookie file gets a private copy in its work folder (shared with
+        every worker, remote ones too), removed when the attempt ends. False when the
+        file was removed after the job was queued: the job failed (``cookies_missing``)."""
+        name = job.options.get("cookies")
+        if not isinstance(name, str):
+            return True
+        work_dir = Path(self.config.storage.tmp_dir) / a.job_id
+        self.outcomes.cookie_copies.add(a.job_id)
+        try:
+            copied = await asyncio.to_thread(self.cookies.copy_into, name, work_dir)
+        except OSError as exc:
+            code = "disk_full" if exc.errno == errno.ENOSPC else "internal_error"
+            await self.outcomes.settle(
+                a, self.outcomes.fail(a, code, f"could not copy the cookie file: {exc.strerror}")
+            )
+            return False
+        if copied is None:
+            message = f"the cookie file {name} was removed after the job was queued"
+            await self.outcomes.settle(a, self.outcomes.fail(a, "cookies_missing", message))
+            return False
+        return True
 
     # -- worker events -----------------------------------------------------------------
 

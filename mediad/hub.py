@@ -123,6 +123,10 @@ class Publisher:
         payload = {"subscriptionId": subscription_id}
         await self.sio.emit("subscription-deleted", payload, to=ALL_ROOM, namespace=JOBS)
 
+    async def cookies_update(self, listing: dict[str, Any]) -> None:
+        """The named cookie files (``CookieFileList``), to those following every job."""
+        await self.sio.emit("cookies-update", listing, to=ALL_ROOM, namespace=JOBS)
+
 
 class WorkerNamespace(socketio.AsyncNamespace):
     def __init__(self, dispatcher: Dispatcher, tokens: auth.WorkerTokens) -> None:

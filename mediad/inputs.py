@@ -27,6 +27,7 @@ YTDLP_SELECTOR = re.compile(r"(?!.*\$\()[A-Za-z0-9_.+\-/\[\]<>=!*?^$~:,() ]{1,20
 AUDIO_FORMATS = frozenset({"mp3", "m4a", "opus", "flac", "wav"})
 CONTAINERS = frozenset({"mp4", "mkv"})
 MEDIA_TYPES = frozenset({"images", "videos", "all"})
+COOKIE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # as cookies.NAME
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$|^all$")
 
 
@@ -146,6 +147,17 @@ def _format(key: str, value: Any) -> str:
     )
 
 
+def _cookies(key: str, value: Any) -> str:
+    """A cookie file's name (``PUT /cookies/{name}``); whether it exists is checked by
+    ``cookies_api.check_options``."""
+    if not isinstance(value, str) or not COOKIE_NAME.fullmatch(value):
+        raise BadRequest(
+            f"option {key} must name a cookie file (1 to 64 letters, digits, '.', '_', '-')",
+            code="invalid_options",
+        )
+    return value
+
+
 def _languages(key: str, value: Any) -> list[str]:
     if isinstance(value, str):
         value = [value]
@@ -169,6 +181,7 @@ _OPTION_CHECKS: dict[JobType, dict[str, Any]] = {
         "playlist": _bool,
         "maxItems": _int_range(1, 1000),
         "subtitles": _languages,
+        "cookies": _cookies,
     },
     JobType.ARIA2: {},
     JobType.FFMPEG: {"container": _one_of(CONTAINERS)},
@@ -176,6 +189,7 @@ _OPTION_CHECKS: dict[JobType, dict[str, Any]] = {
         "mediaType": _one_of(MEDIA_TYPES),
         "includeRetweets": _bool,
         "maxTweets": _int_range(1, 3000),
+        "cookies": _cookies,
     },
 }
 

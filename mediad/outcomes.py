@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
-from mediad import results, states, wire
+from mediad import cookies, results, states, wire
 from mediad.attempts import Attempt, Phase, Roster
 from mediad.backoff import Backoff
 from mediad.config import Config
@@ -50,6 +50,9 @@ class Outcomes:
         metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        # Jobs whose attempt was given a copy of a cookie file (dispatcher._stage_cookies),
+        # removed when the attempt ends, however it ends.
+        self.cookie_copies: set[str] = set()
         self.metrics = metrics or Metrics()
         self.store = store
         self.queue = queue
@@ -197,6 +200,10 @@ class Outcomes:
             return
         self.roster.unbind(a)
         self._changed.set()
+        if a.job_id in self.cookie_copies:
+            self.cookie_copies.discard(a.job_id)
+            work_dir = Path(self.config.storage.tmp_dir) / a.job_id
+            await asyncio.to_thread(cookies.remove_copy, work_dir)
         try:
             await self.queue.done(a.queue_entry)
             if a.slot is not None and self.leases is not None:

@@ -174,7 +174,10 @@ class Service:
     async def _start_aria2(self) -> None:
         c = self.config
         self.aria2 = Aria2Daemon(
-            c.state_path / "aria2", binary=c.tools.aria2c, max_downloads=c.queue.concurrency + 2
+            c.state_path / "aria2",
+            binary=c.tools.aria2c,
+            max_downloads=c.queue.concurrency + 2,
+            overall_limit=c.tools.total_rate_limit,
         )
         await self.aria2.start()
         self._stack.push_async_callback(self.aria2.stop)

@@ -23,7 +23,7 @@ import yaml
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from mediad import connections, hosts, inputs, metrics, zipstream
+from mediad import connections, cookies_api, hosts, inputs, metrics, zipstream
 from mediad import health as probes
 from mediad.auth import FileLinks, public
 from mediad.checks import Checks
@@ -212,6 +212,7 @@ def create_app(
     metrics.add_route(app, parts.metrics if parts else None)  # /metrics: a token when set
     subs_web.add_routes(app, parts.checks if parts else None)  # /subscriptions…
     app.router.add_get("/detect", detect)
+    cookies_api.add_routes(app, config, parts)  # /cookies: named cookie files
     app.router.add_get("/openapi.json", public(openapi))
     page.add_routes(app)
     return app
@@ -274,6 +275,7 @@ async def _check_capacity(request: web.Request) -> None:
 async def post_download(request: web.Request) -> web.Response:
     _check_rate(request)
     url, job_type, options = inputs.parse_new_download(await _json_body(request))
+    await cookies_api.check_options(request.app, options)  # 400 unknown_cookies
     # Early and without DNS: literal addresses in every form, localhost. The egress
     # proxy every tool goes through checks each connection it makes.
     reason = request.app[NET_POLICY].check_url(url)

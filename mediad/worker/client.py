@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import socketio
 
-from mediad import probe, results, wire
+from mediad import cookies, probe, results, wire
 from mediad.aria2_rpc import Aria2Rpc
 from mediad.backoff import Backoff
 from mediad.egress import EgressProxy, tool_environment
@@ -354,6 +354,8 @@ class Worker:
         except Exception as exc:  # a bug in a runner: say so now, not after the watchdog
             log.exception("the %s runner failed", ctx.type, extra=extra)
             await self._fail(ctx, "internal_error", f"mediad's {ctx.type} runner failed: {exc!r}")
+        finally:
+            cookies.remove_copy(ctx.work_dir)  # done, failed, paused or cancelled
 
     def _check_egress(self) -> None:
         """The egress guard's verdict fails the job with its cause: a refused connection

@@ -39,7 +39,7 @@ def environ(pid: int) -> dict[str, str]:
 
 
 def cmdline(pid: int) -> str:
-    """"" for a process that has ended since it was listed."""
+    """ "" for a process that has ended since it was listed."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (FileNotFoundError, ProcessLookupError):

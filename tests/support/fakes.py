@@ -445,6 +445,9 @@ class RecordingPublisher:
     async def subscription_deleted(self, subscription_id: str) -> None:
         self.events.append(("subscription-deleted", subscription_id))
 
+    async def cookies_update(self, listing: dict[str, Any]) -> None:
+        self.events.append(("cookies-update", (None, listing)))
+
     def names(self, job_id: str | None = None) -> list[str]:
         return [name for name, p in self.events if job_id is None or _job_of(p) == job_id]
 

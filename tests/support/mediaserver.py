@@ -17,6 +17,9 @@ each overriding the matching server-wide attribute:
 ``?filename=NAME``
     propose NAME in ``Content-Disposition: attachment; filename*=UTF-8''…``
 
+``require_cookie(name, "session=VALUE")`` makes a name answer 403 unless the request
+carries that cookie (a site behind a login, for named cookie files).
+
 Every request ends up as one :class:`Served` record in ``MediaServer.served``.
 
 ``add_live_hls`` serves a live HLS stream made from the segments of a VOD set: its
@@ -104,6 +107,9 @@ class Served:
     range_end: int | None
     bytes_sent: int
     headers: Mapping[str, str] = field(default_factory=dict)
+    # time.monotonic() when the request arrived and when its response ended.
+    started_s: float = 0.0
+    ended_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -330,6 +336,7 @@ class MediaServer:
         self._entries: dict[str, _Blob | _Redirect | _LiveHls | Path] = {}
         # Names whose responses wait until the test lets them go (``hold``/``release``).
         self._gates: dict[str, asyncio.Event] = {}
+        self._cookies: dict[str, str] = {}  # name → the "k=v" a request must carry
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
         self._base_url: str | None = None
@@ -426,6 +433,10 @@ class MediaServer:
         gate = self._gates.pop(name.lstrip("/"), None)
         if gate is not None:
             gate.set()
+
+    def require_cookie(self, name: str, pair: str) -> None:
+        """Answer 403 for ``name`` unless the request's Cookie header holds ``pair``."""
+        self._cookies[name.lstrip("/")] = pair
 
     def add_redirect(self, name: str, location: str, status: int = 302) -> None:
         self._entries[name.lstrip("/")] = _Redirect(location, status)
@@ -531,11 +542,13 @@ class MediaServer:
             range_end=None,
             bytes_sent=0,
             headers=CIMultiDict(request.headers),
+            started_s=time.monotonic(),
         )
         self.in_flight[record.path] += 1
         try:
             return await self._respond(request, record)
         finally:
+            record.ended_s = time.monotonic()
             self.served.append(record)
             self.in_flight[record.path] -= 1
 
@@ -569,6 +582,9 @@ class MediaServer:
                 return await self._send_text(request, record, 400, "status must be 200..599\n")
             reason = _reason(status)
             return await self._send_text(request, record, status, f"{status} {reason}\n")
+        pair = self._cookies.get(record.path)
+        if pair is not None and pair not in _cookie_pairs(request.headers.get("Cookie", "")):
+            return await self._send_text(request, record, 403, "403 Forbidden: log in first\n")
         found = self._lookup(record.path)
         if found is None:
             return await self._send_text(request, record, 404, "404 Not Found\n")
@@ -731,6 +747,10 @@ class MediaServer:
         if transport is not None:
             transport.close()
         return resp
+
+
+def _cookie_pairs(header: str) -> set[str]:
+    return {part.strip() for part in header.split(";")}
 
 
 def _reason(status: int) -> str:
