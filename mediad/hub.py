@@ -110,6 +110,10 @@ class Publisher:
     async def failed(self, job_id: str, error_code: str, message: str) -> None:
         await self._emit("failed", {"jobId": job_id, "errorCode": error_code, "message": message})
 
+    async def notification_update(self, delivery: dict[str, Any]) -> None:
+        """A delivery recorded, sent, retried or given up: to those following every job."""
+        await self.sio.emit("notification-update", delivery, to=ALL_ROOM, namespace=JOBS)
+
 
 class WorkerNamespace(socketio.AsyncNamespace):
     def __init__(self, dispatcher: Dispatcher, tokens: auth.WorkerTokens) -> None:

@@ -6,7 +6,7 @@ unit tests implement them in memory (``tests/support/fakes.py``).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from mediad import wire
 from mediad.models import Job
@@ -30,3 +30,5 @@ class Publisher(Protocol):
     async def completed(self, job: Job) -> None: ...
 
     async def failed(self, job_id: str, error_code: str, message: str) -> None: ...
+
+    async def notification_update(self, delivery: dict[str, Any]) -> None: ...

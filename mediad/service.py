@@ -40,6 +40,8 @@ from mediad.dispatcher import Dispatcher
 from mediad.errors import MediadError, QueueUnavailable, ServiceError
 from mediad.leases import Leases
 from mediad.metrics import Metrics
+from mediad.notify.outbox import Outbox
+from mediad.notify.sender import Sender
 from mediad.queue import Queue
 from mediad.store import Store
 from mediad.supervisor import Supervisor, worker_settings
@@ -56,6 +58,7 @@ class Service:
         self.queue: Queue | None = None
         self.dispatcher: Dispatcher | None = None
         self.upkeep: Upkeep | None = None
+        self.outbox: Outbox | None = None
         self.supervisor: Supervisor | None = None
         self.aria2: Aria2Daemon | None = None
         self._aria2_client: Aria2Rpc | None = None
@@ -107,6 +110,8 @@ class Service:
         self._stack.push_async_callback(self.upkeep.stop)
         for task in self.upkeep.start():
             self._watch_task(task)
+        assert self.outbox is not None
+        self._watch(Sender(c, self.outbox).run(), "notify-sender")
 
         assert self.aria2 is not None
         settings = worker_settings(c, self.aria2.url, self.aria2.secret)
@@ -135,6 +140,8 @@ class Service:
         sio.register_namespace(hub.JobsNamespace(c, store, self.dispatcher))
         bus = ControlBus(queue.redis, c.redis.prefix, c.instance_id) if c.redis.url else None
         controller = Controller(c, store, queue, self.dispatcher, publisher, bus, self.metrics)
+        # Notifications: recorded with the terminal writes, sent by the sender task.
+        self.outbox = store.outbox = Outbox(c, store, publisher.notification_update)
         self.metrics.watch(self.dispatcher, store, queue, sio)
         if bus is not None:
             self._watch(bus.listen(controller.stop_tool), "control-bus")
@@ -142,7 +149,9 @@ class Service:
             "aria2": self._aria2_check,
             "twmd": self._twmd_check,
         }
-        parts = webapp.Parts(store, queue, self.dispatcher, controller, checks, self.metrics)
+        parts = webapp.Parts(
+            store, queue, self.dispatcher, controller, checks, self.metrics, self.outbox
+        )
         app = webapp.create_app(c, parts)
         sio.attach(app)
         return app

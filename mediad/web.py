@@ -45,6 +45,8 @@ from mediad.errors import (
 from mediad.metrics import Metrics
 from mediad.models import JobType
 from mediad.netpolicy import NetPolicy
+from mediad.notify import routes as notify_routes
+from mediad.notify.outbox import Outbox
 from mediad.page import Page
 from mediad.queue import Queue
 from mediad.ratelimit import RateLimiter
@@ -76,6 +78,7 @@ class Parts:
     controller: Controller
     health_checks: dict[str, HealthCheck] = field(default_factory=dict)
     metrics: Metrics | None = None
+    outbox: Outbox | None = None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -207,6 +210,7 @@ def create_app(
     probes.add_routes(app, parts)  # /health/live, /health/ready: open, like /health
     metrics.add_route(app, parts.metrics if parts else None)  # /metrics: a token when set
     app.router.add_get("/detect", detect)
+    notify_routes.add_routes(app, config, parts)  # /notifications…
     app.router.add_get("/openapi.json", public(openapi))
     page.add_routes(app)
     return app
@@ -266,6 +270,7 @@ async def _check_capacity(request: web.Request) -> None:
 async def post_download(request: web.Request) -> web.Response:
     _check_rate(request)
     url, job_type, options = inputs.parse_new_download(await _json_body(request))
+    notify_routes.check_options(request.app[CONFIG], options)  # 400 unknown_target
     # Early and without DNS: literal addresses in every form, localhost. The egress
     # proxy every tool goes through checks each connection it makes.
     reason = request.app[NET_POLICY].check_url(url)
