@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -279,5 +277,3 @@ def _job(request: Any) -> str | None:
         return None
     return job.get("jobId") if isinstance(job, dict) else None
 
-
-_ = (Path, asyncio)

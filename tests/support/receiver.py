@@ -35,6 +35,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     _scripts: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))
     _holds: dict[str, asyncio.Event] = field(default_factory=dict)
+    _held: dict[str, asyncio.Event] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
 
     async def __aenter__(self) -> Receiver:
@@ -50,7 +51,7 @@ class Receiver:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for hold in self._holds.values():
+        for hold in [*self._holds.values(), *self._held.values()]:
             hold.set()
         assert self._runner is not None
         await self._runner.cleanup()
@@ -68,14 +69,20 @@ class Receiver:
         self._holds["/" + path.lstrip("/")] = event
         return event
 
+    def hold_all(self, path: str) -> asyncio.Event:
+        """Hold every request to ``path`` until the returned event is set (then 503)."""
+        event = asyncio.Event()
+        self._held["/" + path.lstrip("/")] = event
+        return event
+
     def at(self, path: str) -> list[Received]:
         return [r for r in self.requests if r.path == "/" + path.lstrip("/")]
 
     async def _handle(self, request: web.Request) -> web.Response:
         record = Received(request.path, dict(request.headers), await request.read())
         self.requests.append(record)
-        hold = self._holds.pop(request.path, None)
-        if hold is not None:
+        hold = self._holds.pop(request.path, None) or self._held.get(request.path)
+        if hold is not None and not hold.is_set():
             await hold.wait()
             record.status = 503
             return web.Response(status=503)
