@@ -276,4 +276,3 @@ def _job(request: Any) -> str | None:
     except ValueError:
         return None
     return job.get("jobId") if isinstance(job, dict) else None
-

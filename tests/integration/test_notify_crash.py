@@ -93,4 +93,3 @@ async def _crash_and_restart(
         "lost": len(set(jobs) - set(before.values())) + len(set(before) - set(answered_ok)),
         "duplicated": sum(n - 1 for n in answered_ok.values()),
     }
-

@@ -18,8 +18,8 @@ import pytest
 
 from mediad import config as configuration
 from mediad import states
-from mediad.notify.outbox import Outbox
 from mediad.models import Job, JobType, Status
+from mediad.notify.outbox import Outbox
 from mediad.store import Store
 from tests.support.fakes import FakeStore
 from tests.support.harness import Databases
