@@ -29,6 +29,7 @@ from mediad.config import Config
 from mediad.errors import BadRequest, Conflict, NotFound, QueueUnavailable, StoreUnavailable
 from mediad.metrics import Metrics
 from mediad.netpolicy import NetPolicy
+from mediad.notify.outbox import Outbox
 from mediad.ports import Publisher
 from mediad.queue import Queue
 from mediad.store import Store
@@ -53,9 +54,11 @@ class Checks:
         publisher: Publisher,
         dispatcher: Dispatcher,
         metrics: Metrics | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.config = config
-        self.subs = SubsStore(store)
+        self.outbox = outbox
+        self.subs = SubsStore(store, self._notes if outbox is not None else None)
         self.queue = queue
         self.publisher = publisher
         self.dispatcher = dispatcher
@@ -206,12 +209,26 @@ class Checks:
     async def _ended(self, done: Finished) -> None:
         self.runs += 1
         await self.publisher.subscription_update(done.subscription.to_api())
-        await self.recorded(done)
+        if self.outbox is not None:
+            await self.outbox.recorded(done.deliveries)
 
-    async def recorded(self, done: Finished) -> None:
-        """Called once after each check's end is committed (``done.check.status`` ok or
-        failed, ``done.jobs`` the jobs it created): the one place where notifications
-        (``subscription.new``, ``subscription.failed``) are to be recorded."""
+    async def _notes(self, conn: Any, done: Finished) -> list[dict[str, Any]]:
+        """In the transaction that ends a check: ``subscription.new`` when it created
+        jobs, ``subscription.failed`` when it failed, for the subscription's
+        ``options.notify`` or else the default targets."""
+        assert self.outbox is not None
+        if done.check.status == "failed":
+            event = "subscription.failed"
+        elif done.jobs:
+            event = "subscription.new"
+        else:
+            return []
+        named = done.subscription.options.get("notify")
+        targets = self.outbox.chosen(named if isinstance(named, list) else None, event)
+        return await self.outbox.record(
+            conn, targets, event,
+            subscription=done.subscription.to_api(), job_ids=[str(j.id) for j in done.jobs],
+        )  # fmt: skip
 
     # -- upkeep's (recovery) ------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import yaml
 
 from mediad.errors import ConfigError
 from mediad.netpolicy import NetPolicy
+from mediad.notify.targets import NotifyTarget, build_targets
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,16 @@ class SubscriptionsConfig:
 
 
 @dataclass(frozen=True)
+class NotificationsConfig:
+    # A delivery still failing this long after it was recorded is given up (`failed`).
+    give_up_after_s: float = 86400.0
+    timeout_s: float = 10.0  # per attempt
+    retry_backoff_s: float = 2.0  # the first retry's wait, doubling up to retry_max_s
+    retry_max_s: float = 600.0
+    poll_s: float = 5.0  # how often to look for rows recorded elsewhere (other instances)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -162,6 +173,8 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     subscriptions: SubscriptionsConfig = field(default_factory=SubscriptionsConfig)
+    notify: tuple[NotifyTarget, ...] = ()  # a list, not a section (notify/targets.py)
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
 
     @property
     def state_path(self) -> Path:
@@ -252,7 +265,10 @@ def build(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Confi
     for name, value in raw.items():
         if name not in hints:
             raise ConfigError(str(name), f"unknown section (expected one of {', '.join(hints)})")
-        sections[name] = _build_section(name, hints[name], value)
+        if name == "notify":
+            sections[name] = build_targets(value, env)
+        else:
+            sections[name] = _build_section(name, hints[name], value)
     config = Config(**sections)
     _validate(config)
     return _resolve_paths(config, env)
@@ -284,7 +300,7 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
         if not name.startswith("MEDIAD_") or name == "MEDIAD_CONFIG":
             continue
         section, _, key = name[len("MEDIAD_") :].lower().partition("_")
-        if section in sections and key:
+        if section in sections and key and section != "notify":  # notify: build_targets
             if raw.get(section) is None:  # `queue:` with every key commented out
                 raw[section] = {}
             if isinstance(raw[section], dict):
@@ -432,6 +448,11 @@ _RANGES: tuple[tuple[str, float | str, float], ...] = (
     ("subscriptions.startup_spread_s", 0, 86400),
     ("tools.rate_limit", 1024, 2**50),
     ("tools.total_rate_limit", 1024, 2**50),
+    ("notifications.give_up_after_s", 1, 30 * 86400),
+    ("notifications.timeout_s", 0.1, 600),
+    ("notifications.retry_backoff_s", 0.01, 3600),
+    ("notifications.retry_max_s", "notifications.retry_backoff_s", 86400),
+    ("notifications.poll_s", 0.1, 3600),
 )
 
 # The URLs that name a server of ours, and the schemes each may have.
@@ -527,10 +548,14 @@ def _resolve_paths(c: Config, env: Mapping[str, str] | None) -> Config:
     return dataclasses.replace(c, storage=storage)
 
 
-def replace(config: Config, **sections: Mapping[str, Any]) -> Config:
-    """A copy of ``config`` with some keys changed, e.g. ``replace(c, queue={"concurrency": 2})``."""
+def replace(config: Config, **sections: Any) -> Config:
+    """A copy of ``config`` with some keys changed, e.g. ``replace(c, queue={"concurrency": 2})``
+    (``notify=[…]`` replaces the whole list)."""
     raw: dict[str, Any] = {}
     for f in dataclasses.fields(config):
+        if f.name == "notify":
+            raw["notify"] = [_target_raw(t) for t in config.notify]
+            continue
         raw[f.name] = {
             k: list(v) if isinstance(v, tuple) else v
             for k, v in dataclasses.asdict(getattr(config, f.name)).items()
@@ -538,8 +563,17 @@ def replace(config: Config, **sections: Mapping[str, Any]) -> Config:
     for name, changes in sections.items():
         if name not in raw:
             raise ConfigError(name, "unknown section")
-        raw[name].update(changes)
+        if name == "notify":
+            raw[name] = list(changes)
+        else:
+            raw[name].update(changes)
     return build(raw)
+
+
+def _target_raw(target: NotifyTarget) -> dict[str, Any]:
+    raw = {k: v for k, v in dataclasses.asdict(target).items() if v is not None}
+    raw["events"] = list(target.events)
+    return raw
 
 
 def local_url(host: str, port: int) -> str:

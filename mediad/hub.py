@@ -127,6 +127,10 @@ class Publisher:
         """The named cookie files (``CookieFileList``), to those following every job."""
         await self.sio.emit("cookies-update", listing, to=ALL_ROOM, namespace=JOBS)
 
+    async def notification_update(self, delivery: dict[str, Any]) -> None:
+        """A delivery recorded, sent, retried or given up: to those following every job."""
+        await self.sio.emit("notification-update", delivery, to=ALL_ROOM, namespace=JOBS)
+
 
 class WorkerNamespace(socketio.AsyncNamespace):
     def __init__(self, dispatcher: Dispatcher, tokens: auth.WorkerTokens) -> None:

@@ -173,6 +173,25 @@ def _languages(key: str, value: Any) -> list[str]:
     return list(value)
 
 
+NOTIFY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _notify(key: str, value: Any) -> list[str]:
+    """Names of configured targets (checked against the configuration by the route)."""
+    if (
+        not isinstance(value, list)
+        or len(value) > 20
+        or not all(isinstance(v, str) and NOTIFY_NAME.fullmatch(v) for v in value)
+        or len(set(value)) != len(value)
+    ):
+        raise BadRequest(
+            f"option {key} must be a list of up to 20 distinct target names from the"
+            " configuration's notify",
+            code="invalid_options",
+        )
+    return list(value)
+
+
 _OPTION_CHECKS: dict[JobType, dict[str, Any]] = {
     JobType.YTDLP: {
         "format": _format,
@@ -182,14 +201,16 @@ _OPTION_CHECKS: dict[JobType, dict[str, Any]] = {
         "maxItems": _int_range(1, 1000),
         "subtitles": _languages,
         "cookies": _cookies,
+        "notify": _notify,
     },
-    JobType.ARIA2: {},
-    JobType.FFMPEG: {"container": _one_of(CONTAINERS)},
+    JobType.ARIA2: {"notify": _notify},
+    JobType.FFMPEG: {"container": _one_of(CONTAINERS), "notify": _notify},
     JobType.TWITTER: {
         "mediaType": _one_of(MEDIA_TYPES),
         "includeRetweets": _bool,
         "maxTweets": _int_range(1, 3000),
         "cookies": _cookies,
+        "notify": _notify,
     },
 }
 

@@ -41,6 +41,8 @@ from mediad.dispatcher import Dispatcher
 from mediad.errors import MediadError, QueueUnavailable, ServiceError
 from mediad.leases import Leases
 from mediad.metrics import Metrics
+from mediad.notify.outbox import Outbox
+from mediad.notify.sender import Sender
 from mediad.queue import Queue
 from mediad.store import Store
 from mediad.supervisor import Supervisor, worker_settings
@@ -58,6 +60,7 @@ class Service:
         self.dispatcher: Dispatcher | None = None
         self.upkeep: Upkeep | None = None
         self.checks: Checks | None = None
+        self.outbox: Outbox | None = None
         self.supervisor: Supervisor | None = None
         self.aria2: Aria2Daemon | None = None
         self._aria2_client: Aria2Rpc | None = None
@@ -111,6 +114,8 @@ class Service:
             self._watch_task(task)
         assert self.checks is not None
         self._watch(self.checks.run(), "subscriptions")
+        assert self.outbox is not None
+        self._watch(Sender(c, self.outbox).run(), "notify-sender")
 
         assert self.aria2 is not None
         settings = worker_settings(c, self.aria2.url, self.aria2.secret)
@@ -135,11 +140,15 @@ class Service:
             c, store, queue, hub.WorkerChannel(sio), publisher, leases=leases, metrics=self.metrics
         )
         self.upkeep = Upkeep(self.dispatcher)
-        self.checks = Checks(c, store, queue, publisher, self.dispatcher, self.metrics)
         sio.register_namespace(hub.WorkerNamespace(self.dispatcher, self.tokens))
         sio.register_namespace(hub.JobsNamespace(c, store, self.dispatcher))
         bus = ControlBus(queue.redis, c.redis.prefix, c.instance_id) if c.redis.url else None
         controller = Controller(c, store, queue, self.dispatcher, publisher, bus, self.metrics)
+        # Notifications: recorded with the terminal writes, sent by the sender task.
+        self.outbox = store.outbox = Outbox(c, store, publisher.notification_update)
+        self.checks = Checks(
+            c, store, queue, publisher, self.dispatcher, self.metrics, outbox=self.outbox
+        )
         self.metrics.watch(self.dispatcher, store, queue, sio)
         if bus is not None:
             self._watch(bus.listen(controller.stop_tool), "control-bus")
@@ -148,7 +157,14 @@ class Service:
             "twmd": self._twmd_check,
         }
         parts = webapp.Parts(
-            store, queue, self.dispatcher, controller, checks, self.metrics, self.checks
+            store,
+            queue,
+            self.dispatcher,
+            controller,
+            checks,
+            self.metrics,
+            self.checks,
+            self.outbox,
         )
         app = webapp.create_app(c, parts)
         sio.attach(app)

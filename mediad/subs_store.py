@@ -10,7 +10,8 @@ subscription is never checked twice at once, whichever instance asks.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -128,11 +129,18 @@ class Finished:
     subscription: Subscription
     check: CheckRecord
     jobs: list[Job]
+    # The notifications recorded in the same transaction (``SubsStore.notes``).
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+
+
+# Records a finished check's notifications on the connection of its ending transaction.
+Notes = Callable[[Any, Finished], Awaitable[list[dict[str, Any]]]]
 
 
 class SubsStore:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, notes: Notes | None = None) -> None:
         self._store = store
+        self.notes = notes
 
     def _conn(self) -> Any:
         return self._store.connection()
@@ -305,8 +313,16 @@ class SubsStore:
                 sub["id"], title, len(fresh), float(jitter),
             )  # fmt: skip
             found = await self._one(conn, sub["id"])
-        assert found is not None
-        return Finished(found, CheckRecord.from_row(check), jobs)
+            assert found is not None
+            return await self._noted(conn, Finished(found, CheckRecord.from_row(check), jobs))
+
+    async def _noted(self, conn: Any, done: Finished) -> Finished:
+        """``done`` with its notifications, recorded in the caller's transaction: a crash
+        after the commit loses none of them (the notifications outbox)."""
+        if self.notes is None:
+            return done
+        deliveries = await self.notes(conn, done)
+        return Finished(done.subscription, done.check, done.jobs, deliveries)
 
     async def _insert_jobs(self, conn: Any, sub: Any, urls: list[str]) -> list[Job]:
         if not urls:
@@ -340,9 +356,9 @@ class SubsStore:
                 check["subscription_id"], float(jitter),
             )  # fmt: skip
             found = await self._one(conn, check["subscription_id"])
-        if found is None:
-            return None
-        return Finished(found, CheckRecord.from_row(check), [])
+            if found is None:
+                return None
+            return await self._noted(conn, Finished(found, CheckRecord.from_row(check), []))
 
     async def requeue(self, check_id: UUID, attempt: int, code: str, message: str) -> bool:
         """running → queued (lost to mediad's own fault: its worker, its instance)."""

@@ -138,6 +138,7 @@ def parse_patch(body: Any, config: Config) -> dict[str, Any]:
 async def create(request: web.Request) -> web.Response:
     config = request.app[webapp.CONFIG]
     fields = parse_new(await webapp.json_body(request), config)
+    await webapp.check_named(request.app, fields["options"])
     reason = NetPolicy(config.network.allow_private, config.network.allow_hosts).check_url(
         fields["url"]
     )
@@ -160,6 +161,8 @@ async def get_one(request: web.Request) -> web.Response:
 async def update(request: web.Request) -> web.Response:
     sub_id = parse_id(request.match_info["sub_id"])
     changes = parse_patch(await webapp.json_body(request), request.app[webapp.CONFIG])
+    if changes.get("options"):
+        await webapp.check_named(request.app, changes["options"])
     sub = await request.app[CHECKS].update(sub_id, changes)
     return webapp.json_response(sub.to_api())
 

@@ -46,6 +46,8 @@ from mediad.errors import (
 from mediad.metrics import Metrics
 from mediad.models import JobType
 from mediad.netpolicy import NetPolicy
+from mediad.notify import routes as notify_routes
+from mediad.notify.outbox import Outbox
 from mediad.page import Page
 from mediad.queue import Queue
 from mediad.ratelimit import RateLimiter
@@ -78,6 +80,7 @@ class Parts:
     health_checks: dict[str, HealthCheck] = field(default_factory=dict)
     metrics: Metrics | None = None
     checks: Checks | None = None  # subscriptions (subs_web.py)
+    outbox: Outbox | None = None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -213,6 +216,7 @@ def create_app(
     subs_web.add_routes(app, parts.checks if parts else None)  # /subscriptions…
     app.router.add_get("/detect", detect)
     cookies_api.add_routes(app, config, parts)  # /cookies: named cookie files
+    notify_routes.add_routes(app, config, parts)  # /notifications…
     app.router.add_get("/openapi.json", public(openapi))
     page.add_routes(app)
     return app
@@ -272,10 +276,17 @@ async def _check_capacity(request: web.Request) -> None:
         )
 
 
+async def check_named(app: web.Application, options: dict[str, Any]) -> None:
+    """What options name must exist: the cookie file (400 ``unknown_cookies``) and the
+    notification targets (400 ``unknown_target``). For jobs and subscriptions alike."""
+    await cookies_api.check_options(app, options)
+    notify_routes.check_options(app[CONFIG], options)
+
+
 async def post_download(request: web.Request) -> web.Response:
     _check_rate(request)
     url, job_type, options = inputs.parse_new_download(await _json_body(request))
-    await cookies_api.check_options(request.app, options)  # 400 unknown_cookies
+    await check_named(request.app, options)
     # Early and without DNS: literal addresses in every form, localhost. The egress
     # proxy every tool goes through checks each connection it makes.
     reason = request.app[NET_POLICY].check_url(url)
