@@ -117,6 +117,9 @@ def test_check_config_hides_every_credential_and_secret_key(tmp_path: Path) -> N
     config.write_text(
         "server:\n  cors_origins: ['https://viewer:CORSPASS-s3cr3t@app.example']\n"
         "tools:\n  twmd: /opt/twmd\n"
+        "notify:\n"
+        "  - {name: chat, url: 'https://chat.example/api/webhooks/123/HOOKPATH-s3cr3t'}\n"
+        "  - {name: phone, apprise: 'tgram://BOTTOKEN-s3cr3t/12345', secret: SIGN-s3cr3t}\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
     secrets = {
@@ -142,6 +145,7 @@ def test_check_config_hides_every_credential_and_secret_key(tmp_path: Path) -> N
         "postgresql://mediad:***@db.example/mediad?sslpassword=***&sslmode=require",
         "https://viewer:***@app.example",
         "/opt/twmd",
+        "https://chat.example/***",
     ):
         assert visible in printed, printed
     assert printed.count("<set>") == 2  # server.api_tokens, workers.token
