@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from mediad import wire
@@ -493,3 +494,183 @@ def test_the_worker_sends_its_reading_rounded_and_the_server_accepts_it(
     assert live == wire.Live("downloading", sent, 5, 1, 9)
     parsed = wire.parse_progress(wire.ProgressEvent(JOB, 1, live).encode())
     assert parsed.live == live
+
+
+# --- a subscription's listing: listing:start and listed -----------------------------------
+
+CHECK = "6f1c2b8a-9d3e-4f5a-8b7c-1d2e3f4a5b6c"
+ENTRY = {"extractor": "Youtube", "id": "abc", "url": "https://y.example/watch?v=abc",
+         "title": "A"}  # fmt: skip
+
+
+def listed(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"checkId": CHECK, "attempt": 1, "title": "Feed",
+                            "entries": [dict(ENTRY)], "final": True}  # fmt: skip
+    data.update(changes)
+    return data
+
+
+def entry(**changes: Any) -> dict[str, Any]:
+    return {**ENTRY, **changes}
+
+
+def test_listed_parses_to_its_entries() -> None:
+    ev = wire.parse_listed(listed())
+    assert ev == wire.ListedEvent(
+        CHECK, 1, (wire.ListedEntry("Youtube", "abc", "https://y.example/watch?v=abc", "A"),),
+        "Feed", final=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        wire.ListingStart(CHECK, 2, "https://y.example/@c/videos", "ytdlp", 100),
+        wire.ListedEvent(
+            CHECK,
+            1,
+            (
+                wire.ListedEntry("Generic", "g1", "https://f/1", None),
+                wire.ListedEntry("Generic", "g2", "https://f/2", "Two"),
+            ),
+            "Feed",
+            final=False,
+        ),
+        wire.ListedEvent(CHECK, 3, (), None, final=True),
+    ],
+)
+def test_listing_messages_round_trip(message: Any) -> None:
+    parse = (
+        wire.parse_listing_start if isinstance(message, wire.ListingStart) else wire.parse_listed
+    )
+    assert parse(message.encode()) == message
+
+
+def test_listed_without_final_is_the_last_and_extra_keys_are_ignored() -> None:
+    data = listed(extra=1, entries=[entry(more="x", duration=3)])
+    del data["final"]
+    ev = wire.parse_listed(data)
+    assert ev.final is True and ev.entries[0].entry_id == "abc"
+
+
+def test_listed_title_is_optional_cleaned_and_cut() -> None:
+    data = listed(entries=[entry(title=None)])
+    del data["title"]
+    ev = wire.parse_listed(data)
+    assert ev.title is None and ev.entries[0].title is None
+    ev = wire.parse_listed(listed(title="t\x00" + "x" * 1000, entries=[entry(title="")]))
+    assert ev.title == "t\ufffd" + "x" * (wire.MAX_TITLE - 2)
+    assert ev.entries[0].title is None  # empty: none
+
+
+def test_listed_entry_bounds_taken() -> None:
+    longest = entry(extractor="x" * 64, id="i" * wire.MAX_ENTRY_KEY,
+                    url="https://a.example/" + "u" * (wire.MAX_ENTRY_URL - 18))  # fmt: skip
+    many = [entry(id=str(i)) for i in range(wire.MAX_ENTRIES_PER_MESSAGE)]
+    assert wire.parse_listed(listed(entries=[longest])).entries[0].url == longest["url"]
+    assert len(wire.parse_listed(listed(entries=many)).entries) == wire.MAX_ENTRIES_PER_MESSAGE
+    assert wire.parse_listed(listed(entries=[])).entries == ()
+
+
+def test_listed_text_is_made_storable() -> None:
+    ev = wire.parse_listed(listed(entries=[entry(id="a\x00b", extractor="\ud800x")]))
+    assert ev.entries[0].entry_id == "a\ufffdb" and ev.entries[0].extractor == "?x"
+
+
+def test_listed_does_not_judge_an_entry_url_s_scheme() -> None:
+    """One odd entry must not drop a whole message (and with it the check): the server
+    leaves such an entry out when it makes the jobs (``Checks._usable``)."""
+    ev = wire.parse_listed(listed(entries=[entry(url="javascript:alert(1)"), entry(id="b")]))
+    assert [e.url for e in ev.entries] == ["javascript:alert(1)", ENTRY["url"]]
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"entries": None}, "entries"),
+        ({"entries": {}}, "entries"),
+        ({"entries": "x"}, "entries"),
+        ({"entries": [dict(ENTRY)] * (wire.MAX_ENTRIES_PER_MESSAGE + 1)}, "entries"),
+        ({"entries": [None]}, "each entry"),
+        ({"entries": [["https://x"]]}, "each entry"),
+        ({"entries": [entry(url=None)]}, "url"),
+        ({"entries": [entry(url="")]}, "url"),
+        ({"entries": [entry(url=5)]}, "url"),
+        ({"entries": [entry(url="https://a/" + "u" * wire.MAX_ENTRY_URL)]}, "url"),
+        ({"entries": [entry(extractor="")]}, "extractor"),
+        ({"entries": [entry(extractor=None)]}, "extractor"),
+        ({"entries": [entry(extractor="x" * 65)]}, "extractor"),
+        ({"entries": [entry(id="")]}, "id"),
+        ({"entries": [entry(id=5)]}, "id"),
+        ({"entries": [entry(id="i" * (wire.MAX_ENTRY_KEY + 1))]}, "id"),
+        ({"entries": [entry(title=5)]}, "title"),
+        ({"entries": [dict(ENTRY), entry(url=None)]}, "url"),  # one bad entry among good
+        ({"title": 5}, "title"),
+        ({"title": ["x"]}, "title"),
+        ({"final": 1}, "final"),
+        ({"final": "true"}, "final"),
+        ({"final": None}, "final"),
+        ({"checkId": "x"}, "jobId"),
+        ({"checkId": None}, "jobId"),
+        ({"attempt": 0}, "attempt"),
+        ({"attempt": True}, "attempt"),
+        ({"attempt": wire.MAX_ATTEMPT + 1}, "attempt"),
+    ],
+)
+def test_a_bad_listed_is_refused_saying_what(changes: dict[str, Any], says: str) -> None:
+    with pytest.raises(InvalidEvent, match=says):
+        wire.parse_listed(listed(**changes))
+
+
+@pytest.mark.parametrize("missing", ["checkId", "attempt", "entries"])
+def test_listed_without_a_required_field_is_refused(missing: str) -> None:
+    data = listed()
+    del data[missing]
+    with pytest.raises(InvalidEvent):
+        wire.parse_listed(data)
+    entry_data = entry()
+    with pytest.raises(InvalidEvent):
+        wire.parse_listed(listed(entries=[{k: v for k, v in entry_data.items() if k != "url"}]))
+
+
+@pytest.mark.parametrize("payload", [None, [], "x", 1])
+def test_listed_must_be_an_object(payload: Any) -> None:
+    with pytest.raises(InvalidEvent):
+        wire.parse_listed(payload)
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"maxItems": 0}, "maxItems"),
+        ({"maxItems": wire.MAX_LISTING_ITEMS + 1}, "maxItems"),
+        ({"maxItems": True}, "maxItems"),
+        ({"maxItems": None}, "maxItems"),
+        ({"type": "rss"}, "type"),
+        ({"url": ""}, "url"),
+        ({"url": "x" * (wire.MAX_URL + 1)}, "url"),
+        ({"checkId": "nope"}, "jobId"),
+    ],
+)
+def test_a_bad_listing_start_is_refused(changes: dict[str, Any], says: str) -> None:
+    data = {**wire.ListingStart(CHECK, 1, "https://a/b", "ytdlp", 5).encode(), **changes}
+    with pytest.raises(InvalidEvent, match=says):
+        wire.parse_listing_start(data)
+
+
+def test_listed_chunks_fit_a_message_and_the_last_alone_is_final() -> None:
+    big = [wire.ListedEntry("x" * 64, f"{i:0>256}", "https://a.example/" + "u" * 2000, "t" * 300)
+           for i in range(wire.MAX_LISTING_ITEMS)]  # fmt: skip
+    small = [wire.ListedEntry("Generic", str(i), f"https://a/{i}") for i in range(1200)]
+    for entries in (big, small, big[:1], []):
+        chunks = wire.listed_chunks(CHECK, 2, "Feed", entries)
+        assert [c.final for c in chunks] == [False] * (len(chunks) - 1) + [True]
+        got = []
+        for chunk in chunks:
+            encoded = chunk.encode()
+            assert len(orjson.dumps(encoded)) <= wire.LISTED_CHUNK_BYTES
+            parsed = wire.parse_listed(encoded)
+            assert parsed == chunk and parsed.title == "Feed"
+            got.extend(parsed.entries)
+        assert got == entries
+    assert len(wire.listed_chunks(CHECK, 2, None, small)) == 3  # 500 entries at most each
