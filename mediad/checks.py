@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -148,9 +149,10 @@ class Checks:
         usable, keys = [], set()
         for e in entries:
             try:
-                inputs.parse_url(e.url)
+                url = inputs.parse_url(e.url)
             except BadRequest:
                 continue
+            e = e if url == e.url else dataclasses.replace(e, url=url)  # as POST /downloads
             if self.policy.check_url(e.url) is None and (e.extractor, e.entry_id) not in keys:
                 keys.add((e.extractor, e.entry_id))
                 usable.append(e)

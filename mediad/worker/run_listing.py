@@ -5,6 +5,7 @@ entry and one for the playlist, which :func:`parse_line` reads."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ ENTRY_MARK = "mediad-entry "
 PLAYLIST_MARK = "mediad-playlist "
 _ENTRY_FIELDS = "%(.{id,url,webpage_url,ie_key,extractor_key,title})j"
 _PLAYLIST_FIELDS = "%(.{title,extractor_key})j"
+# A URL as printed, with yt-dlp's smuggled note (taken off) on top of the longest we send.
+_MAX_RAW_URL = 2 * wire.MAX_ENTRY_URL
 
 
 @dataclass
@@ -49,6 +52,11 @@ def _text(value: Any, limit: int) -> str | None:
     return value[:limit] if isinstance(value, str) and value else None
 
 
+def _url(value: Any) -> str | None:
+    """A URL as printed: a feed's ``<link>`` often has the white space around it."""
+    return _text(value.strip() if isinstance(value, str) else None, _MAX_RAW_URL)
+
+
 def _smuggled_id(url: str) -> str | None:
     """The id yt-dlp's generic extractor smuggles into a feed item's URL (its guid)."""
     fragment = urlsplit(url).fragment
@@ -68,9 +76,7 @@ def entry_of(info: Any) -> wire.ListedEntry | None:
     URL when it has no id)."""
     if not isinstance(info, dict):
         return None
-    url = _text(info.get("url"), wire.MAX_ENTRY_URL) or _text(
-        info.get("webpage_url"), wire.MAX_ENTRY_URL
-    )
+    url = _url(info.get("url")) or _url(info.get("webpage_url"))
     if url is None or not url.startswith(("http://", "https://")):
         return None
     extractor = _text(info.get("ie_key"), 64) or _text(info.get("extractor_key"), 64) or "url"
@@ -79,10 +85,19 @@ def entry_of(info: Any) -> wire.ListedEntry | None:
     smuggled = _smuggled_id(url)
     if smuggled is not None:  # yt-dlp's own note for its next run: not part of the URL
         url = url.partition("#")[0]
-    entry_id = entry_id or smuggled or url
+    if len(url) > wire.MAX_ENTRY_URL:  # cut short, it would name another resource
+        return None
     return wire.ListedEntry(
-        extractor, entry_id[: wire.MAX_ENTRY_KEY], url, _text(info.get("title"), wire.MAX_TITLE)
+        extractor, _key(entry_id or smuggled or url), url, _text(info.get("title"), wire.MAX_TITLE)
     )
+
+
+def _key(entry_id: str) -> str:
+    """An entry's id as remembered: a longer one is its digest, not its start (two long
+    URLs, an id's fallback, often differ only at the end)."""
+    if len(entry_id) <= wire.MAX_ENTRY_KEY:
+        return entry_id
+    return "sha256:" + hashlib.sha256(entry_id.encode("utf-8", "replace")).hexdigest()
 
 
 def parse_line(line: str, listing: Listing) -> bool:
