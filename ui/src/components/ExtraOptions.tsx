@@ -69,12 +69,18 @@ export function NotifyField({
             <input
               id={`${id}-notify-${t.name}`}
               type="checkbox"
+              aria-label={t.name}
+              aria-describedby={t.default ? `${id}-notify-${t.name}-default` : undefined}
               checked={chosen.has(t.name)}
               onChange={(e) => onChange(notifyOption(toggle(chosen, t.name, e.target.checked), list) ?? null)}
               className="size-4 rounded border-zinc-300 accent-indigo-600 dark:border-zinc-600"
             />
             {t.name}
-            {t.default && <span className="text-xs text-zinc-500 dark:text-zinc-400">(default)</span>}
+            {t.default && (
+              <span id={`${id}-notify-${t.name}-default`} className="text-xs text-zinc-500 dark:text-zinc-400">
+                (default)
+              </span>
+            )}
           </label>
         ))}
       </div>

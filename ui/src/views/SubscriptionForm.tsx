@@ -169,17 +169,22 @@ export function SubscriptionForm() {
           <FormError id={`${id}-max-error`} text={errors.maxItems ?? null} />
         </div>
       </div>
-      <label htmlFor={`${id}-backfill`} className="flex min-h-9 cursor-pointer items-center gap-2 text-sm">
-        <input
-          id={`${id}-backfill`}
-          type="checkbox"
-          checked={backfill}
-          onChange={(e) => setBackfill(e.target.checked)}
-          className="size-4 rounded border-zinc-300 accent-indigo-600 dark:border-zinc-600"
-        />
-        Download existing items
-        <span className="text-xs text-zinc-500">(else only what comes after now)</span>
-      </label>
+      <div className="flex flex-wrap items-center gap-x-2">
+        <label htmlFor={`${id}-backfill`} className="flex min-h-9 cursor-pointer items-center gap-2 text-sm">
+          <input
+            id={`${id}-backfill`}
+            type="checkbox"
+            checked={backfill}
+            onChange={(e) => setBackfill(e.target.checked)}
+            aria-describedby={`${id}-backfill-hint`}
+            className="size-4 rounded border-zinc-300 accent-indigo-600 dark:border-zinc-600"
+          />
+          Download existing items
+        </label>
+        <span id={`${id}-backfill-hint`} className="text-xs text-zinc-500">
+          (else only the entries that come after the first check)
+        </span>
+      </div>
       <div className="space-y-4 border-t border-zinc-200 pt-4 dark:border-zinc-800">
         {type === 'ytdlp' ? (
           <YtdlpOptions id={id} options={options} errors={errors} set={set} playlist={false} />
