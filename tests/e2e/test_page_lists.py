@@ -103,7 +103,9 @@ async def job_by_url(api: Api, url: str) -> dict[str, Any]:
         jobs = [j for j in body["items"] if j["url"] == url]
         return jobs[0] if jobs else None
 
-    return await eventually(found, timeout_s=10, what=f"the job of {url}")  # type: ignore[no-any-return]
+    # None means "not yet" to eventually().
+    job: dict[str, Any] = await eventually(found, timeout_s=10, what=f"the job of {url}")  # type: ignore[arg-type]
+    return job
 
 
 # -- subscriptions ----------------------------------------------------------------------------
@@ -157,9 +159,11 @@ async def test_a_subscription_to_a_feed_shows_its_checks_and_its_jobs(
     assert (status, sub["enabled"], sub["nextCheckAt"]) == (200, False, None), sub
 
     # Its jobs, named after it in the jobs list.
-    await page.get_by_role("navigation", name="Sections").get_by_role(
-        "link", name="Downloads", exact=True
-    ).click()
+    await (
+        page.get_by_role("navigation", name="Sections")
+        .get_by_role("link", name="Downloads", exact=True)
+        .click()
+    )
     for _, _, url in items:
         job = row(page, url)
         await expect(job).to_have_count(1, timeout=20_000)
@@ -204,7 +208,7 @@ async def test_cookies_are_uploaded_listed_used_by_a_job_and_deleted(
     assert error_id
     await expect(page.locator(f"[id='{error_id}']")).to_contain_text(re.compile("line 2"))
     status, listed = await lists_api.request("GET", "/cookies")
-    assert name not in [c["name"] for c in listed["items"]]
+    assert status == 200 and name not in [c["name"] for c in listed["items"]], listed
 
     # A file: its name proposes the name; the list shows entries, never the content.
     await form.get_by_label("Name", exact=True).fill("")
@@ -240,7 +244,7 @@ async def test_cookies_are_uploaded_listed_used_by_a_job_and_deleted(
     await confirm_delete(page, item)
     await expect(item).to_have_count(0)
     status, listed = await lists_api.request("GET", "/cookies")
-    assert name not in [c["name"] for c in listed["items"]]
+    assert status == 200 and name not in [c["name"] for c in listed["items"]], listed
     await page.get_by_role("link", name="Downloads", exact=True).click()
     await page.get_by_label("URL", exact=True).fill(media_server.url(f"members-{t}/other"))
     await expect(page.get_by_label("Format", exact=True)).to_be_visible()
@@ -353,4 +357,6 @@ async def test_the_views_fit_a_phone(
         assert width <= 360, f"{name} is {width} px wide at 360 px"
         dark = await page.evaluate("document.documentElement.classList.contains('dark')")
         assert dark == (scheme == "dark")
-        await page.screenshot(path=str(artifacts / f"view-{name.lower()}-360-{scheme}.png"), full_page=True)
+        await page.screenshot(
+            path=str(artifacts / f"view-{name.lower()}-360-{scheme}.png"), full_page=True
+        )

@@ -180,7 +180,7 @@ export function App({ initialUrl }: { initialUrl: string }) {
 function ViewNav({ view, onView }: { view: View; onView: (v: View) => void }) {
   return (
     <nav aria-label="Sections">
-      <ul className="grid grid-cols-4 gap-0.5 rounded-xl bg-zinc-200/70 p-1 sm:inline-grid sm:gap-1 dark:bg-zinc-800/70">
+      <ul className="grid grid-cols-2 gap-0.5 rounded-xl bg-zinc-200/70 p-1 sm:inline-grid sm:grid-cols-4 sm:gap-1 dark:bg-zinc-800/70">
         {VIEWS.map((v) => {
           const current = v.id === view;
           return (
@@ -192,7 +192,7 @@ function ViewNav({ view, onView }: { view: View; onView: (v: View) => void }) {
                   e.preventDefault();
                   onView(v.id);
                 }}
-                className={`block truncate rounded-lg px-1 py-1.5 text-center text-xs font-medium transition-colors sm:px-3 sm:text-sm ${
+                className={`block truncate rounded-lg px-1 py-1.5 text-center text-sm font-medium transition-colors sm:px-3 ${
                   current
                     ? 'bg-white text-zinc-900 shadow-sm dark:bg-zinc-950 dark:text-white'
                     : 'text-zinc-600 hover:bg-zinc-200/60 hover:text-zinc-900 dark:text-zinc-400 dark:hover:bg-zinc-800 dark:hover:text-white'

@@ -84,6 +84,8 @@ const SubscriptionRow = memo(function SubscriptionRow({
   onDelete: (s: Subscription) => void;
 }) {
   const [busy, setBusy] = useState(false);
+  /** The switch as clicked, until the server's answer (or its refusal) lands. */
+  const [enabling, setEnabling] = useState<boolean | null>(null);
   const name = subscriptionName(sub);
 
   const run = async (call: () => Promise<Subscription>) => {
@@ -130,11 +132,12 @@ const SubscriptionRow = memo(function SubscriptionRow({
           <input
             type="checkbox"
             role="switch"
-            checked={sub.enabled}
+            checked={enabling ?? sub.enabled}
             disabled={busy}
             onChange={(e) => {
               const enabled = e.target.checked;
-              void run(() => api.updateSubscription(sub.subscriptionId, { enabled }));
+              setEnabling(enabled);
+              void run(() => api.updateSubscription(sub.subscriptionId, { enabled })).finally(() => setEnabling(null));
             }}
             className="size-4 accent-indigo-600"
           />
