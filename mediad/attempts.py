@@ -70,6 +70,13 @@ class Attempt:
     # (states.counted): each kind has its own budget.
     interruptions: int = 0
     failures: int = 0
+    # A subscription's check (checks.py) rather than a job: ``job_id`` is the check's id.
+    check: bool = False
+
+    @property
+    def queue_entry(self) -> str:
+        """Its entry in the Redis lists (``check:{id}`` for a check)."""
+        return f"{wire.CHECK_PREFIX}{self.job_id}" if self.check else self.job_id
 
     def move(self, to: Phase) -> None:
         if to not in MOVES[self.phase]:

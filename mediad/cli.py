@@ -230,7 +230,12 @@ async def _with_own_aria2(
 
     assert isinstance(settings, WorkerSettings)
     binary = daemon_args.get("binary")
-    daemon = Aria2Daemon(Path(str(daemon_args["root"])), binary=str(binary) if binary else None)
+    limit = daemon_args.get("overallLimit")
+    daemon = Aria2Daemon(
+        Path(str(daemon_args["root"])),
+        binary=str(binary) if binary else None,
+        overall_limit=limit if isinstance(limit, int) else None,
+    )
     await daemon.start()
     try:
         settings = dataclasses.replace(settings, aria2_url=daemon.url, aria2_secret=daemon.secret)
@@ -266,7 +271,11 @@ def _remote_worker(args: argparse.Namespace, config: configuration.Config) -> in
         # The same mapping as a local worker's; its own aria2 daemon (below), not serve's.
         **settings_fields(worker_settings(config, aria2_url=None, aria2_secret=None)),
     )
-    daemon = {"root": str(config.state_path / "aria2-worker"), "binary": config.tools.aria2c}
+    daemon = {
+        "root": str(config.state_path / "aria2-worker"),
+        "binary": config.tools.aria2c,
+        "overallLimit": config.tools.total_rate_limit,
+    }
     fd = hand_over({"settings": settings.to_payload(), "aria2": daemon, "process": "worker"})
     os.set_inheritable(fd, True)
     argv = worker_command(fd)

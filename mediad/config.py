@@ -26,6 +26,7 @@ import yaml
 
 from mediad.errors import ConfigError
 from mediad.netpolicy import NetPolicy
+from mediad.notify.targets import NotifyTarget, build_targets
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,11 @@ class ToolsConfig:
     twmd: str | None = None
     postgres_bin_dir: str | None = None
     redis_server: str | None = None
+    # Download speed limits in bytes per second (YAML may say 2M, 500K, 1.5MiB: 1024-based,
+    # as yt-dlp and aria2 read them): each job's, and the whole service's, split evenly
+    # over the queue.concurrency jobs that may run at once (job_rate_limit).
+    rate_limit: int | None = None
+    total_rate_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,25 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class SubscriptionsConfig:
+    min_interval_s: int = 60  # the shortest intervalS a subscription may have
+    poll_s: float = 5.0  # how often the scheduler looks for due subscriptions
+    batch: int = 20  # due subscriptions claimed per statement
+    jitter: float = 0.1  # each next check is due one interval from now, ± this share of it
+    startup_spread_s: float = 300.0  # at start-up, overdue checks are spread over this
+
+
+@dataclass(frozen=True)
+class NotificationsConfig:
+    # A delivery still failing this long after it was recorded is given up (`failed`).
+    give_up_after_s: float = 86400.0
+    timeout_s: float = 10.0  # per attempt
+    retry_backoff_s: float = 2.0  # the first retry's wait, doubling up to retry_max_s
+    retry_max_s: float = 600.0
+    poll_s: float = 5.0  # how often to look for rows recorded elsewhere (other instances)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -147,6 +172,9 @@ class Config:
     twitter: TwitterConfig = field(default_factory=TwitterConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    subscriptions: SubscriptionsConfig = field(default_factory=SubscriptionsConfig)
+    notify: tuple[NotifyTarget, ...] = ()  # a list, not a section (notify/targets.py)
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
 
     @property
     def state_path(self) -> Path:
@@ -168,6 +196,19 @@ class Config:
     @property
     def tmp_path(self) -> Path:
         return Path(self.storage.tmp_dir)
+
+    @property
+    def job_rate_limit(self) -> int | None:
+        """Each yt-dlp and aria2 job's limit: ``tools.rate_limit``, and at most its share
+        of ``tools.total_rate_limit`` (None: no limit)."""
+        tools = self.tools
+        share = (
+            None
+            if tools.total_rate_limit is None
+            else tools.total_rate_limit // self.queue.concurrency
+        )
+        limits = [v for v in (tools.rate_limit, share) if v is not None]
+        return max(1, min(limits)) if limits else None
 
     @property
     def worker_processes(self) -> int:
@@ -224,7 +265,10 @@ def build(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Confi
     for name, value in raw.items():
         if name not in hints:
             raise ConfigError(str(name), f"unknown section (expected one of {', '.join(hints)})")
-        sections[name] = _build_section(name, hints[name], value)
+        if name == "notify":
+            sections[name] = build_targets(value, env)
+        else:
+            sections[name] = _build_section(name, hints[name], value)
     config = Config(**sections)
     _validate(config)
     return _resolve_paths(config, env)
@@ -256,7 +300,7 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
         if not name.startswith("MEDIAD_") or name == "MEDIAD_CONFIG":
             continue
         section, _, key = name[len("MEDIAD_") :].lower().partition("_")
-        if section in sections and key:
+        if section in sections and key and section != "notify":  # notify: build_targets
             if raw.get(section) is None:  # `queue:` with every key commented out
                 raw[section] = {}
             if isinstance(raw[section], dict):
@@ -283,7 +327,10 @@ def _build_section(name: str, cls: type, value: Any) -> Any:
     for key, item in value.items():
         if key not in hints:
             raise ConfigError(f"{name}.{key}", "unknown key")
-        kwargs[key] = _convert(f"{name}.{key}", hints[key], item)
+        full = f"{name}.{key}"
+        kwargs[key] = (
+            parse_rate(full, item) if full in RATE_KEYS else _convert(full, hints[key], item)
+        )
     return cls(**kwargs)
 
 
@@ -320,6 +367,28 @@ def _convert(key: str, hint: Any, value: Any) -> Any:
             raise ConfigError(key, f"must be a string, not {value!r}")
         return str(value)
     raise ConfigError(key, "unsupported value")  # pragma: no cover - all fields covered above
+
+
+RATE_KEYS = frozenset({"tools.rate_limit", "tools.total_rate_limit"})
+_RATE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([KMG])(?:i?B)?)?", re.IGNORECASE)
+_RATE_UNITS = {None: 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_rate(key: str, value: Any) -> int | None:
+    """Bytes per second from a whole number or a string such as ``2M``, ``2MiB``,
+    ``500K``, ``1.5M`` (1024-based); None, or "" from the environment, is no limit."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        m = _RATE.fullmatch(value.strip())
+        if m is not None:
+            unit = m.group(2).lower() if m.group(2) else None
+            return int(float(m.group(1)) * _RATE_UNITS[unit])
+    raise ConfigError(
+        key, f"must be bytes per second: a whole number or one like 500K, 2M, 1.5MiB, not {value!r}"
+    )
 
 
 def _from_env(key: str, hint: Any, text: str) -> Any:
@@ -372,6 +441,18 @@ _RANGES: tuple[tuple[str, float | str, float], ...] = (
     ("progress.worker_hz", 0.1, 100),
     ("workers.heartbeat_s", 0.1, 3600),
     ("workers.processes", 0, 64),
+    ("subscriptions.min_interval_s", 1, 2_592_000),
+    ("subscriptions.poll_s", 0.05, 3600),
+    ("subscriptions.batch", 1, 1000),
+    ("subscriptions.jitter", 0, 0.5),
+    ("subscriptions.startup_spread_s", 0, 86400),
+    ("tools.rate_limit", 1024, 2**50),
+    ("tools.total_rate_limit", 1024, 2**50),
+    ("notifications.give_up_after_s", 1, 30 * 86400),
+    ("notifications.timeout_s", 0.1, 600),
+    ("notifications.retry_backoff_s", 0.01, 3600),
+    ("notifications.retry_max_s", "notifications.retry_backoff_s", 86400),
+    ("notifications.poll_s", 0.1, 3600),
 )
 
 # The URLs that name a server of ours, and the schemes each may have.
@@ -467,10 +548,14 @@ def _resolve_paths(c: Config, env: Mapping[str, str] | None) -> Config:
     return dataclasses.replace(c, storage=storage)
 
 
-def replace(config: Config, **sections: Mapping[str, Any]) -> Config:
-    """A copy of ``config`` with some keys changed, e.g. ``replace(c, queue={"concurrency": 2})``."""
+def replace(config: Config, **sections: Any) -> Config:
+    """A copy of ``config`` with some keys changed, e.g. ``replace(c, queue={"concurrency": 2})``
+    (``notify=[…]`` replaces the whole list)."""
     raw: dict[str, Any] = {}
     for f in dataclasses.fields(config):
+        if f.name == "notify":
+            raw["notify"] = [_target_raw(t) for t in config.notify]
+            continue
         raw[f.name] = {
             k: list(v) if isinstance(v, tuple) else v
             for k, v in dataclasses.asdict(getattr(config, f.name)).items()
@@ -478,8 +563,17 @@ def replace(config: Config, **sections: Mapping[str, Any]) -> Config:
     for name, changes in sections.items():
         if name not in raw:
             raise ConfigError(name, "unknown section")
-        raw[name].update(changes)
+        if name == "notify":
+            raw[name] = list(changes)
+        else:
+            raw[name].update(changes)
     return build(raw)
+
+
+def _target_raw(target: NotifyTarget) -> dict[str, Any]:
+    raw = {k: v for k, v in dataclasses.asdict(target).items() if v is not None}
+    raw["events"] = list(target.events)
+    return raw
 
 
 def local_url(host: str, port: int) -> str:

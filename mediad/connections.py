@@ -73,13 +73,13 @@ def body_middleware(max_body_bytes: int, timeout_s: float) -> Middleware:
     @web.middleware
     async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.body_exists:
+            # A route may take more (a cookie file: cookies_api.with_body_limit).
+            limit = getattr(request.match_info.handler, "max_body_bytes", max_body_bytes)
+            if limit != request.client_max_size:
+                request = request.clone(client_max_size=limit)
             length = request.content_length
-            if length is not None and length > max_body_bytes:
-                return _error(
-                    413,
-                    "payload_too_large",
-                    f"the body is larger than {max_body_bytes} bytes",
-                )
+            if length is not None and length > limit:
+                return _error(413, "payload_too_large", f"the body is larger than {limit} bytes")
             try:
                 await asyncio.wait_for(request.read(), timeout_s)
             except TimeoutError:
@@ -90,11 +90,7 @@ def body_middleware(max_body_bytes: int, timeout_s: float) -> Middleware:
                     " (server.body_timeout_s)",
                 )
             except web.HTTPRequestEntityTooLarge:  # chunked, and longer than allowed
-                return _error(
-                    413,
-                    "payload_too_large",
-                    f"the body is larger than {max_body_bytes} bytes",
-                )
+                return _error(413, "payload_too_large", f"the body is larger than {limit} bytes")
         return await handler(request)
 
     return read_body

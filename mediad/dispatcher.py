@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from mediad import results, states, wire
+from mediad import cookies, results, states, wire
 from mediad.attempts import Attempt, Phase, Roster
 from mediad.backoff import Backoff
 from mediad.config import Config
@@ -32,6 +34,9 @@ from mediad.outcomes import Outcomes
 from mediad.ports import Publisher, WorkerChannel
 from mediad.queue import Queue
 from mediad.store import Store
+
+if TYPE_CHECKING:
+    from mediad.checks import Checks
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +74,14 @@ class Dispatcher:
         self.channel = channel
         self.publisher = publisher
         self.roster = Roster()
+        self.cookies = cookies.store_for(config.state_path)
         self.ignored_events = 0
         self.changed = asyncio.Event()
         self._taking: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        # Subscriptions' checks (checks.py sets itself here): ``check:{id}`` entries.
+        self.checks: Checks | None = None
         self.outcomes = Outcomes(
             config, store, queue, publisher, self.roster,
             changed=self.changed, spawn=self.spawn, stopping=lambda: self._stopping,
@@ -229,10 +237,14 @@ class Dispatcher:
         )
 
     def busy_ids(self) -> set[str]:
-        """Jobs this process runs or is taking from the queue right now."""
-        return self.roster.job_ids() | self._taking
+        """The queue entries (job ids, ``check:{id}``) this process runs or is taking
+        from the queue right now."""
+        return {a.queue_entry for a in self.roster} | self._taking
 
     async def _assign(self, job_id: str) -> None:
+        if job_id.startswith(wire.CHECK_PREFIX):
+            await self._assign_check(job_id)
+            return
         try:
             uuid = UUID(job_id)
         except ValueError:
@@ -262,6 +274,8 @@ class Dispatcher:
         if not self.roster.bind(a):  # it left while we wrote the row
             await self.outcomes.lost(a, "worker_crashed", "the worker left before the job started")
             return
+        if not await self._stage_cookies(a, job):
+            return
         log.info(
             "job started on %s (attempt %d)", worker.worker_id, a.attempt,
             extra={"jobId": job_id, "stage": "downloading"},
@@ -270,7 +284,68 @@ class Dispatcher:
         start = wire.JobStart(job_id, a.attempt, job.url, job.type.value, job.options)
         await self.channel.start(worker.sid, start)
 
+    async def _assign_check(self, entry: str) -> None:
+        """A subscription's check: like a job, one slot and one worker while it lists."""
+        worker = self.roster.idle_worker()
+        if worker is None or self.checks is None:
+            await self.queue.give_back(entry)
+            return
+        start = await self.checks.mark_running(entry, worker.worker_id)
+        if start is None:  # deleted, or a duplicate entry
+            await self.queue.done(entry)
+            return
+        a = Attempt(start.check_id, start.attempt, worker.sid, worker.worker_id,
+                    slot=self._slot, check=True)  # fmt: skip
+        self._slot = None
+        self.roster.add(a)
+        if not self.roster.bind(a):
+            await self.outcomes.lost(
+                a, "worker_crashed", "the worker left before the check started"
+            )
+            return
+        log.info("check started on %s", worker.worker_id, extra={"jobId": start.check_id})
+        await self.channel.listing(worker.sid, start)
+
+    async def _stage_cookies(self, a: Attempt, job: Job) -> bool:
+        """A job naming a cookie file gets a private copy in its work folder (shared with
+        every worker, remote ones too), removed when the attempt ends. False when the
+        file was removed after the job was queued: the job failed (``cookies_missing``)."""
+        name = job.options.get("cookies")
+        if not isinstance(name, str):
+            return True
+        work_dir = Path(self.config.storage.tmp_dir) / a.job_id
+        self.outcomes.cookie_copies.add(a.job_id)
+        try:
+            copied = await asyncio.to_thread(self.cookies.copy_into, name, work_dir)
+        except OSError as exc:
+            code = "disk_full" if exc.errno == errno.ENOSPC else "internal_error"
+            await self.outcomes.settle(
+                a, self.outcomes.fail(a, code, f"could not copy the cookie file: {exc.strerror}")
+            )
+            return False
+        if copied is None:
+            message = f"the cookie file {name} was removed after the job was queued"
+            await self.outcomes.settle(a, self.outcomes.fail(a, "cookies_missing", message))
+            return False
+        return True
+
     # -- worker events -----------------------------------------------------------------
+
+    async def on_listed(self, sid: str, data: Any) -> None:
+        """Entries of a check's listing; the last message (``final``) ends the check."""
+        try:
+            ev = wire.parse_listed(data)
+        except InvalidEvent as exc:
+            self._reject(sid, wire.LISTED, exc)
+            return
+        a = self._bound(sid, ev.check_id, ev.attempt)
+        if a is None or not a.check or self.checks is None:
+            return
+        a.last_activity = time.monotonic()
+        if not self.checks.collect(a, ev):
+            return
+        a.settle()
+        await self.outcomes.settle(a, self.checks.finish(a))
 
     def _bound(self, sid: str, job_id: str, attempt: int) -> Attempt | None:
         """The attempt bound to this worker, while its events still count."""

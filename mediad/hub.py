@@ -70,6 +70,11 @@ class WorkerChannel:
             wire.JOB_CONTROL, message.encode(), to=sid, namespace=WORKERS, ignore_queue=True
         )
 
+    async def listing(self, sid: str, message: wire.ListingStart) -> None:
+        await self.sio.emit(
+            wire.LISTING_START, message.encode(), to=sid, namespace=WORKERS, ignore_queue=True
+        )
+
 
 class Publisher:
     """Job events for clients on ``/jobs``: to the job's room and to the room of those
@@ -109,6 +114,22 @@ class Publisher:
 
     async def failed(self, job_id: str, error_code: str, message: str) -> None:
         await self._emit("failed", {"jobId": job_id, "errorCode": error_code, "message": message})
+
+    # Subscriptions (checks.py): to those following every job.
+    async def subscription_update(self, subscription: dict[str, Any]) -> None:
+        await self.sio.emit("subscription-update", subscription, to=ALL_ROOM, namespace=JOBS)
+
+    async def subscription_deleted(self, subscription_id: str) -> None:
+        payload = {"subscriptionId": subscription_id}
+        await self.sio.emit("subscription-deleted", payload, to=ALL_ROOM, namespace=JOBS)
+
+    async def cookies_update(self, listing: dict[str, Any]) -> None:
+        """The named cookie files (``CookieFileList``), to those following every job."""
+        await self.sio.emit("cookies-update", listing, to=ALL_ROOM, namespace=JOBS)
+
+    async def notification_update(self, delivery: dict[str, Any]) -> None:
+        """A delivery recorded, sent, retried or given up: to those following every job."""
+        await self.sio.emit("notification-update", delivery, to=ALL_ROOM, namespace=JOBS)
 
 
 class WorkerNamespace(socketio.AsyncNamespace):
@@ -155,6 +176,9 @@ class WorkerNamespace(socketio.AsyncNamespace):
 
     async def on_heartbeat(self, sid: str, data: Any = None) -> None:
         self.dispatcher.on_heartbeat(sid, data)
+
+    async def on_listed(self, sid: str, data: Any = None) -> None:
+        await self.dispatcher.on_listed(sid, data)
 
 
 class JobsNamespace(socketio.AsyncNamespace):

@@ -27,6 +27,7 @@ YTDLP_SELECTOR = re.compile(r"(?!.*\$\()[A-Za-z0-9_.+\-/\[\]<>=!*?^$~:,() ]{1,20
 AUDIO_FORMATS = frozenset({"mp3", "m4a", "opus", "flac", "wav"})
 CONTAINERS = frozenset({"mp4", "mkv"})
 MEDIA_TYPES = frozenset({"images", "videos", "all"})
+COOKIE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # as cookies.NAME
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$|^all$")
 
 
@@ -146,6 +147,17 @@ def _format(key: str, value: Any) -> str:
     )
 
 
+def _cookies(key: str, value: Any) -> str:
+    """A cookie file's name (``PUT /cookies/{name}``); whether it exists is checked by
+    ``cookies_api.check_options``."""
+    if not isinstance(value, str) or not COOKIE_NAME.fullmatch(value):
+        raise BadRequest(
+            f"option {key} must name a cookie file (1 to 64 letters, digits, '.', '_', '-')",
+            code="invalid_options",
+        )
+    return value
+
+
 def _languages(key: str, value: Any) -> list[str]:
     if isinstance(value, str):
         value = [value]
@@ -161,6 +173,25 @@ def _languages(key: str, value: Any) -> list[str]:
     return list(value)
 
 
+NOTIFY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _notify(key: str, value: Any) -> list[str]:
+    """Names of configured targets (checked against the configuration by the route)."""
+    if (
+        not isinstance(value, list)
+        or len(value) > 20
+        or not all(isinstance(v, str) and NOTIFY_NAME.fullmatch(v) for v in value)
+        or len(set(value)) != len(value)
+    ):
+        raise BadRequest(
+            f"option {key} must be a list of up to 20 distinct target names from the"
+            " configuration's notify",
+            code="invalid_options",
+        )
+    return list(value)
+
+
 _OPTION_CHECKS: dict[JobType, dict[str, Any]] = {
     JobType.YTDLP: {
         "format": _format,
@@ -169,13 +200,17 @@ _OPTION_CHECKS: dict[JobType, dict[str, Any]] = {
         "playlist": _bool,
         "maxItems": _int_range(1, 1000),
         "subtitles": _languages,
+        "cookies": _cookies,
+        "notify": _notify,
     },
-    JobType.ARIA2: {},
-    JobType.FFMPEG: {"container": _one_of(CONTAINERS)},
+    JobType.ARIA2: {"notify": _notify},
+    JobType.FFMPEG: {"container": _one_of(CONTAINERS), "notify": _notify},
     JobType.TWITTER: {
         "mediaType": _one_of(MEDIA_TYPES),
         "includeRetweets": _bool,
         "maxTweets": _int_range(1, 3000),
+        "cookies": _cookies,
+        "notify": _notify,
     },
 }
 

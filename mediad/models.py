@@ -66,6 +66,8 @@ class Job:
     finished_at: datetime | None
     # The instance that runs (or last ran) the job's attempt.
     instance_id: str | None = None
+    # The subscription whose check created the job (subs.py), if any.
+    subscription_id: UUID | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
@@ -99,6 +101,7 @@ class Job:
             "startedAt": _iso(self.started_at),
             "finishedAt": _iso(self.finished_at),
             "instanceId": self.instance_id,
+            "subscriptionId": str(self.subscription_id) if self.subscription_id else None,
         }
 
 

@@ -12,10 +12,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
-from mediad import results, states, wire
+from mediad import cookies, results, states, wire
 from mediad.attempts import Attempt, Phase, Roster
 from mediad.backoff import Backoff
 from mediad.config import Config
@@ -25,6 +25,9 @@ from mediad.metrics import Metrics
 from mediad.ports import Publisher
 from mediad.queue import Queue
 from mediad.store import ProgressRow, Store
+
+if TYPE_CHECKING:
+    from mediad.checks import Checks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,6 +50,9 @@ class Outcomes:
         metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        # Jobs whose attempt was given a copy of a cookie file (dispatcher._stage_cookies),
+        # removed when the attempt ends, however it ends.
+        self.cookie_copies: set[str] = set()
         self.metrics = metrics or Metrics()
         self.store = store
         self.queue = queue
@@ -56,6 +62,7 @@ class Outcomes:
         self._spawn = spawn
         self._stopping = stopping
         self.leases = leases
+        self.checks: Checks | None = None  # a check's end is recorded there (checks.py)
 
     async def settle(self, a: Attempt, outcome: Awaitable[None]) -> None:
         """Record an attempt's outcome; whatever goes wrong, the job is not left running
@@ -102,6 +109,9 @@ class Outcomes:
     async def fail(self, a: Attempt, code: str, message: str) -> None:
         """A failed attempt: retried when the error is transient and attempts remain."""
         a.settle()
+        if a.check and self.checks is not None:
+            await self.checks.failed(a, code, message)
+            return
         if self.retried(a, code):
             await self._requeue(a, code, message)
             return
@@ -168,6 +178,8 @@ class Outcomes:
 
     async def requeue_for_shutdown(self, a: Attempt) -> bool:
         """A job stopped by a graceful shutdown goes back to ``queued`` for the next start."""
+        if a.check:
+            return False  # left running: the next start requeues this instance's checks
         job = await self.store.requeue(
             UUID(a.job_id), a.attempt, "shutdown", "the service stopped during the job"
         )
@@ -188,8 +200,12 @@ class Outcomes:
             return
         self.roster.unbind(a)
         self._changed.set()
+        if a.job_id in self.cookie_copies:
+            self.cookie_copies.discard(a.job_id)
+            work_dir = Path(self.config.storage.tmp_dir) / a.job_id
+            await asyncio.to_thread(cookies.remove_copy, work_dir)
         try:
-            await self.queue.done(a.job_id)
+            await self.queue.done(a.queue_entry)
             if a.slot is not None and self.leases is not None:
                 await self.leases.release(a.slot)
         except QueueUnavailable:

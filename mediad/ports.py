@@ -6,7 +6,7 @@ unit tests implement them in memory (``tests/support/fakes.py``).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from mediad import wire
 from mediad.models import Job
@@ -19,6 +19,8 @@ class WorkerChannel(Protocol):
 
     async def control(self, sid: str, message: wire.JobControl) -> None: ...
 
+    async def listing(self, sid: str, message: wire.ListingStart) -> None: ...
+
 
 class Publisher(Protocol):
     """What the clients following jobs are told."""
@@ -30,3 +32,11 @@ class Publisher(Protocol):
     async def completed(self, job: Job) -> None: ...
 
     async def failed(self, job_id: str, error_code: str, message: str) -> None: ...
+
+    async def subscription_update(self, subscription: dict[str, Any]) -> None: ...
+
+    async def subscription_deleted(self, subscription_id: str) -> None: ...
+
+    async def cookies_update(self, listing: dict[str, Any]) -> None: ...
+
+    async def notification_update(self, delivery: dict[str, Any]) -> None: ...

@@ -7,7 +7,10 @@ A value is secret when
   ``pass``, ``credential(s)``, ``apikey`` or ``key``, or contains ``token``, ``secret``
   or ``passw`` (``api_tokens``, ``WORKER_TOKEN``, ``sslpassword``, ``AWS_SECRET_ACCESS_KEY``);
 * or it is the user information of a URL (``redis://:PASS@host``,
-  ``http://user:PASS@proxy``, ``https://TOKEN@host``), wherever the URL appears.
+  ``http://user:PASS@proxy``, ``https://TOKEN@host``), wherever the URL appears;
+* or it is a notification target's address: an Apprise URL whole (``tgram://TOKEN/…``,
+  the key ``apprise``), a webhook URL's path and query (Discord's and Slack's carry their
+  token there: ``notify[].url`` is shown as ``https://host/***``).
 
 ``mask`` hides them in printable data (``mediad check-config``); ``child_environment``
 drops them, with every setting of mediad's own, from the environment of the processes
@@ -37,7 +40,7 @@ _SECRET_WORDS = frozenset(
     {"token", "tokens", "secret", "secrets", "password", "passwords", "passwd", "pwd", "pass",
      "credential", "credentials", "apikey", "key", "keys"}
 )  # fmt: skip
-_SECRET_PARTS = ("token", "secret", "passw")
+_SECRET_PARTS = ("token", "secret", "passw", "apprise")
 _WORD = re.compile(r"[a-z0-9]+")
 # scheme://USERINFO@host.
 # Up to the last "@" before the path: an unescaped "@" in a password stays hidden too.
@@ -88,6 +91,15 @@ def mask_text(text: str) -> str:
     return text
 
 
+def origin_only(url: str) -> str:
+    """``scheme://host[:port]/***``: a URL without its path, query and credentials."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return HIDDEN
+    host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    return f"{scheme}://{host}/{HIDDEN}"
+
+
 def mask(value: Any, key: str | None = None) -> Any:
     """A copy of ``value`` (nested dicts, lists and scalars) with every secret hidden: the
     value of a secret-like key becomes ``<set>`` (when set), and every string elsewhere
@@ -97,7 +109,11 @@ def mask(value: Any, key: str | None = None) -> Any:
             return value
         return SET
     if isinstance(value, Mapping):
-        return {k: mask(v, str(k)) for k, v in value.items()}
+        target = "events" in value and "name" in value  # a notification target
+        return {
+            k: origin_only(v) if target and k == "url" and isinstance(v, str) else mask(v, str(k))
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [mask(v) for v in value]
     if isinstance(value, str):

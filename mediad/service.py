@@ -25,6 +25,7 @@ from mediad import web as webapp
 from mediad.aria2_rpc import Aria2Rpc
 from mediad.auth import WorkerTokens
 from mediad.backoff import restart_backoff
+from mediad.checks import Checks
 from mediad.cluster import ControlBus
 from mediad.config import Config, local_url
 from mediad.control import Controller
@@ -40,6 +41,8 @@ from mediad.dispatcher import Dispatcher
 from mediad.errors import MediadError, QueueUnavailable, ServiceError
 from mediad.leases import Leases
 from mediad.metrics import Metrics
+from mediad.notify.outbox import Outbox
+from mediad.notify.sender import Sender
 from mediad.queue import Queue
 from mediad.store import Store
 from mediad.supervisor import Supervisor, worker_settings
@@ -56,6 +59,8 @@ class Service:
         self.queue: Queue | None = None
         self.dispatcher: Dispatcher | None = None
         self.upkeep: Upkeep | None = None
+        self.checks: Checks | None = None
+        self.outbox: Outbox | None = None
         self.supervisor: Supervisor | None = None
         self.aria2: Aria2Daemon | None = None
         self._aria2_client: Aria2Rpc | None = None
@@ -107,6 +112,10 @@ class Service:
         self._stack.push_async_callback(self.upkeep.stop)
         for task in self.upkeep.start():
             self._watch_task(task)
+        assert self.checks is not None
+        self._watch(self.checks.run(), "subscriptions")
+        assert self.outbox is not None
+        self._watch(Sender(c, self.outbox).run(), "notify-sender")
 
         assert self.aria2 is not None
         settings = worker_settings(c, self.aria2.url, self.aria2.secret)
@@ -135,6 +144,11 @@ class Service:
         sio.register_namespace(hub.JobsNamespace(c, store, self.dispatcher))
         bus = ControlBus(queue.redis, c.redis.prefix, c.instance_id) if c.redis.url else None
         controller = Controller(c, store, queue, self.dispatcher, publisher, bus, self.metrics)
+        # Notifications: recorded with the terminal writes, sent by the sender task.
+        self.outbox = store.outbox = Outbox(c, store, publisher.notification_update)
+        self.checks = Checks(
+            c, store, queue, publisher, self.dispatcher, self.metrics, outbox=self.outbox
+        )
         self.metrics.watch(self.dispatcher, store, queue, sio)
         if bus is not None:
             self._watch(bus.listen(controller.stop_tool), "control-bus")
@@ -142,7 +156,16 @@ class Service:
             "aria2": self._aria2_check,
             "twmd": self._twmd_check,
         }
-        parts = webapp.Parts(store, queue, self.dispatcher, controller, checks, self.metrics)
+        parts = webapp.Parts(
+            store,
+            queue,
+            self.dispatcher,
+            controller,
+            checks,
+            self.metrics,
+            self.checks,
+            self.outbox,
+        )
         app = webapp.create_app(c, parts)
         sio.attach(app)
         return app
@@ -167,7 +190,10 @@ class Service:
     async def _start_aria2(self) -> None:
         c = self.config
         self.aria2 = Aria2Daemon(
-            c.state_path / "aria2", binary=c.tools.aria2c, max_downloads=c.queue.concurrency + 2
+            c.state_path / "aria2",
+            binary=c.tools.aria2c,
+            max_downloads=c.queue.concurrency + 2,
+            overall_limit=c.tools.total_rate_limit,
         )
         await self.aria2.start()
         self._stack.push_async_callback(self.aria2.stop)

@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -86,9 +86,21 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     ALL``), about a fifth of a ``GET /downloads/{id}``."""
 
 
+class TerminalHook(Protocol):
+    """Told of a job's terminal write (the notifications' outbox, notify/outbox.py): it
+    records on the same connection, inside the write's transaction."""
+
+    def listens(self, event: str) -> bool: ...
+
+    async def record_job(self, conn: Any, job: Job, event: str) -> list[dict[str, Any]]: ...
+
+    async def recorded(self, deliveries: Sequence[dict[str, Any]]) -> None: ...
+
+
 class Store:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self.outbox: TerminalHook | None = None  # set by the service
 
     @classmethod
     async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 10) -> Store:
@@ -117,6 +129,14 @@ class Store:
                 except asyncpg.InternalClientError:
                     conn.terminate()  # unusable: the pool opens a fresh one in its place
                     raise
+
+    def connection(
+        self,
+    ) -> contextlib.AbstractAsyncContextManager[asyncpg.pool.PoolConnectionProxy[asyncpg.Record]]:
+        """A pooled connection with the store's error translation, for the modules that
+        keep their own queries (``subs_store.py``) or a transaction spanning other modules'
+        writes (the notifications outbox)."""
+        return self._conn()
 
     async def migrate(self) -> list[str]:
         async with self._conn() as conn:
@@ -236,6 +256,7 @@ class Store:
         return await self._end_attempt(
             job_id,
             attempt,
+            "completed",
             "status = 'completed', stage = 'finalizing', progress = 100, speed = NULL, eta = 0,"
             " filename = $3, size = $4, output_path = $5, total_bytes = COALESCE(total_bytes, $4),"
             " meta = meta || $6::jsonb, error_code = NULL, error_message = NULL,"
@@ -251,6 +272,7 @@ class Store:
         return await self._end_attempt(
             job_id,
             attempt,
+            "failed",
             "status = 'failed', error_code = $3, error_message = $4, speed = NULL, eta = NULL,"
             " finished_at = now()",
             error_code,
@@ -266,6 +288,7 @@ class Store:
         return await self._end_attempt(
             job_id,
             attempt,
+            None,
             "status = 'queued', stage = 'queued', speed = NULL, eta = NULL, error_code = $3,"
             " error_message = $4, worker_id = NULL,"
             " meta = CASE WHEN $5::text = '' THEN meta ELSE meta || jsonb_build_object("
@@ -275,17 +298,29 @@ class Store:
             key,
         )
 
-    async def _end_attempt(self, job_id: UUID, attempt: int, sets: str, *args: Any) -> Job | None:
+    async def _end_attempt(
+        self, job_id: UUID, attempt: int, event: str | None, sets: str, *args: Any
+    ) -> Job | None:
         """One guarded write that ends an attempt: it lands only while that attempt is the
-        job's current one and still running ($1 is the id, $2 the attempt)."""
+        job's current one and still running ($1 is the id, $2 the attempt). A terminal
+        ``event`` is recorded in the outbox in the same transaction (a stale write records
+        nothing)."""
+        sql = (
+            f"UPDATE jobs SET {sets}, updated_at = now()"
+            " WHERE id = $1 AND status = 'running' AND attempts = $2 RETURNING *"
+        )
+        outbox = self.outbox if event is not None else None
+        deliveries: list[dict[str, Any]] = []
         async with self._conn() as conn:
-            row = await conn.fetchrow(
-                f"UPDATE jobs SET {sets}, updated_at = now()"
-                " WHERE id = $1 AND status = 'running' AND attempts = $2 RETURNING *",
-                job_id,
-                attempt,
-                *args,
-            )
+            if outbox is None or event is None or not outbox.listens(event):
+                row = await conn.fetchrow(sql, job_id, attempt, *args)
+            else:
+                async with conn.transaction():
+                    row = await conn.fetchrow(sql, job_id, attempt, *args)
+                    if row is not None:
+                        deliveries = await outbox.record_job(conn, Job.from_row(row), event)
+        if deliveries and outbox is not None:
+            await outbox.recorded(deliveries)
         return Job.from_row(row) if row else None
 
     async def transition(

@@ -59,6 +59,7 @@ def settings_fields(settings: Mapping[str, Any]) -> dict[str, Any]:
         "log_level": str(settings.get("logLevel", "info")),
         "log_format": str(settings.get("logFormat", "json")),
         "max_job_bytes": settings.get("maxJobBytes"),
+        "rate_limit": settings.get("rateLimit"),
         "allow_private": bool(settings.get("allowPrivate", False)),
         "allow_hosts": tuple(settings.get("allowHosts", ())),
     }
@@ -85,6 +86,7 @@ def worker_settings(
         "logLevel": config.logging.level,
         "logFormat": config.logging.format,
         "maxJobBytes": config.storage.max_job_bytes,
+        "rateLimit": config.job_rate_limit,
         "allowPrivate": config.network.allow_private,
         "allowHosts": list(config.network.allow_hosts),
     }

@@ -123,6 +123,9 @@ class Upkeep:
 
     async def _reconcile(self) -> tuple[int, int]:
         queued = [str(i) for i in await self.store.queued_ids()]
+        checks = self.dispatcher.checks
+        if checks is not None:  # subscriptions' checks wait in the same list
+            queued += await checks.queued_entries()
         waiting = set(await self.queue.waiting())
         busy = self.dispatcher.busy_ids() | await self.queue.processing_elsewhere()
         stranded = [i for i in await self.queue.processing() if i not in busy]
@@ -140,10 +143,12 @@ class Upkeep:
     async def _start_afresh(self) -> None:
         """At start-up: this instance's leftovers go back to the queue (and those of no
         instance, from before instances had names); the slots it held before are free."""
-        orphans = [
+        orphans: list[object] = [
             *await self.store.requeue_orphans(self.instance_id),
             *await self.store.requeue_orphans(None),
         ]
+        if self.dispatcher.checks is not None:
+            orphans += await self.dispatcher.checks.requeue_orphans(self.instance_id)
         if orphans:
             log.info("requeued %d jobs left running by a previous process", len(orphans))
         if self.leases is not None:
@@ -201,6 +206,9 @@ class Upkeep:
         owner, so when two instances notice at once each job is requeued once."""
         assert self.leases is not None
         owners = await self.store.running_owners()
+        if self.dispatcher.checks is not None:
+            for owner, n in (await self.dispatcher.checks.running_owners()).items():
+                owners[owner] = owners.get(owner, 0) + n
         live = await self.leases.live_instances()
         for gone in set(self._missing) - set(owners):
             del self._missing[gone]
@@ -216,7 +224,9 @@ class Upkeep:
         return requeued
 
     async def _requeue_instance(self, owner: str) -> int:
-        ids = await self.store.requeue_orphans(owner)
+        ids: list[object] = [*await self.store.requeue_orphans(owner)]
+        if self.dispatcher.checks is not None:
+            ids += await self.dispatcher.checks.requeue_orphans(owner)
         for job_id in ids:
             await self.queue.push(str(job_id))
         await self.queue.forget_instance(owner)

@@ -23,9 +23,10 @@ import yaml
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from mediad import connections, hosts, inputs, metrics, zipstream
+from mediad import connections, cookies_api, hosts, inputs, metrics, zipstream
 from mediad import health as probes
 from mediad.auth import FileLinks, public
+from mediad.checks import Checks
 from mediad.config import Config
 from mediad.control import Controller
 from mediad.detect import detect_type, twitter_target
@@ -45,6 +46,8 @@ from mediad.errors import (
 from mediad.metrics import Metrics
 from mediad.models import JobType
 from mediad.netpolicy import NetPolicy
+from mediad.notify import routes as notify_routes
+from mediad.notify.outbox import Outbox
 from mediad.page import Page
 from mediad.queue import Queue
 from mediad.ratelimit import RateLimiter
@@ -76,6 +79,8 @@ class Parts:
     controller: Controller
     health_checks: dict[str, HealthCheck] = field(default_factory=dict)
     metrics: Metrics | None = None
+    checks: Checks | None = None  # subscriptions (subs_web.py)
+    outbox: Outbox | None = None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -176,6 +181,8 @@ def create_app(
 ) -> web.Application:
     """The REST API, the files, health and the page. Without ``parts`` only what needs no
     service answers (the page, the spec): for tests of those alone."""
+    from mediad import subs_web  # it builds on this module
+
     page = page or Page()
     # The Host check comes first: a DNS-rebinding request gets nothing else (hosts.py).
     host_check = hosts.middleware(config.server.host, config.server.allowed_hosts)
@@ -206,7 +213,10 @@ def create_app(
     app.router.add_get("/health", health)
     probes.add_routes(app, parts)  # /health/live, /health/ready: open, like /health
     metrics.add_route(app, parts.metrics if parts else None)  # /metrics: a token when set
+    subs_web.add_routes(app, parts.checks if parts else None)  # /subscriptions…
     app.router.add_get("/detect", detect)
+    cookies_api.add_routes(app, config, parts)  # /cookies: named cookie files
+    notify_routes.add_routes(app, config, parts)  # /notifications…
     app.router.add_get("/openapi.json", public(openapi))
     page.add_routes(app)
     return app
@@ -227,6 +237,9 @@ async def _json_body(request: web.Request) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadRequest("the body is not valid JSON", code="invalid_json") from None
+
+
+json_body = _json_body  # for the routes of other modules (subs_web.py)
 
 
 def _check_rate(request: web.Request) -> None:
@@ -263,9 +276,17 @@ async def _check_capacity(request: web.Request) -> None:
         )
 
 
+async def check_named(app: web.Application, options: dict[str, Any]) -> None:
+    """What options name must exist: the cookie file (400 ``unknown_cookies``) and the
+    notification targets (400 ``unknown_target``). For jobs and subscriptions alike."""
+    await cookies_api.check_options(app, options)
+    notify_routes.check_options(app[CONFIG], options)
+
+
 async def post_download(request: web.Request) -> web.Response:
     _check_rate(request)
     url, job_type, options = inputs.parse_new_download(await _json_body(request))
+    await check_named(request.app, options)
     # Early and without DNS: literal addresses in every form, localhost. The egress
     # proxy every tool goes through checks each connection it makes.
     reason = request.app[NET_POLICY].check_url(url)

@@ -6,6 +6,12 @@ Worker → server: ``progress`` (:class:`ProgressEvent`), ``completed``
 (:class:`CompletedEvent`), ``failed`` (:class:`FailedEvent`), ``stopped``
 (:class:`StoppedEvent`), ``heartbeat`` (:class:`Heartbeat`).
 
+A subscription's check (``checks.py``) is an attempt too: ``listing:start``
+(:class:`ListingStart`) asks for the entries of a URL, the worker answers with one or
+more ``listed`` (:class:`ListedEvent`, the last with ``final``), or ``failed``; its
+``failed``, ``stopped``, ``heartbeat`` and ``job:control`` carry the check's id as
+``jobId``. In the Redis list a check is ``check:{checkId}`` (:data:`CHECK_PREFIX`).
+
 Each message is a frozen value with ``encode()`` (the JSON-ready dict sent) and a
 ``parse_*`` function that returns it or raises ``InvalidEvent`` saying what is wrong —
 the receiving side always parses, whichever side it is. Pure code: the parsers run for
@@ -32,6 +38,9 @@ COMPLETED = "completed"
 FAILED = "failed"
 STOPPED = "stopped"
 HEARTBEAT = "heartbeat"
+LISTING_START = "listing:start"
+LISTED = "listed"
+CHECK_PREFIX = "check:"
 
 # The stages a worker reports; a job's stage is also "queued" before any worker has it.
 WORKER_STAGES = ("downloading", "merging", "postprocessing", "finalizing")
@@ -50,6 +59,14 @@ MAX_NAME = 255
 MAX_INT = 2**62
 MAX_ATTEMPT = 1000
 MAX_URL = 8192
+# A listing: entries per ``listed`` message, and the size a worker packs one up to (the
+# /worker namespace takes messages up to 64 KiB).
+MAX_ENTRIES_PER_MESSAGE = 500
+LISTED_CHUNK_BYTES = 48 * 1024
+MAX_ENTRY_URL = 2048
+MAX_ENTRY_KEY = 256
+MAX_TITLE = 300
+MAX_LISTING_ITEMS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +193,135 @@ class Heartbeat:
         if self.job_id is None:
             return {}
         return {"jobId": self.job_id, "attempt": self.attempt, "active": self.active}
+
+
+@dataclass(frozen=True, slots=True)
+class ListingStart:
+    """List the entries of ``url`` (at most ``max_items``) without downloading them."""
+
+    check_id: str
+    attempt: int
+    url: str
+    type: str
+    max_items: int
+
+    def encode(self) -> dict[str, Any]:
+        return {
+            "checkId": self.check_id,
+            "attempt": self.attempt,
+            "url": self.url,
+            "type": self.type,
+            "maxItems": self.max_items,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ListedEntry:
+    extractor: str
+    entry_id: str
+    url: str
+    title: str | None = None
+
+    def encode(self) -> dict[str, Any]:
+        return {"extractor": self.extractor, "id": self.entry_id, "url": self.url,
+                "title": self.title}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ListedEvent:
+    check_id: str
+    attempt: int
+    entries: tuple[ListedEntry, ...]
+    title: str | None = None
+    final: bool = True
+
+    def encode(self) -> dict[str, Any]:
+        return {
+            "checkId": self.check_id,
+            "attempt": self.attempt,
+            "title": self.title,
+            "entries": [e.encode() for e in self.entries],
+            "final": self.final,
+        }
+
+
+def listed_chunks(
+    check_id: str, attempt: int, title: str | None, entries: list[ListedEntry]
+) -> list[ListedEvent]:
+    """A listing as ``listed`` messages that each fit :data:`LISTED_CHUNK_BYTES` (an
+    entry's fields are bounded, so one always fits); the last is ``final``."""
+    chunks: list[list[ListedEntry]] = [[]]
+    size = 0
+    for entry in entries:
+        cost = 64 + sum(len(str(v).encode()) for v in entry.encode().values())
+        if chunks[-1] and (size + cost > LISTED_CHUNK_BYTES or
+                           len(chunks[-1]) >= MAX_ENTRIES_PER_MESSAGE):  # fmt: skip
+            chunks.append([])
+            size = 0
+        chunks[-1].append(entry)
+        size += cost
+    last = len(chunks) - 1
+    return [
+        ListedEvent(check_id, attempt, tuple(c), title, final=i == last)
+        for i, c in enumerate(chunks)
+    ]
+
+
+def parse_listing_start(data: Any) -> ListingStart:
+    d = _mapping(data)
+    url, kind, max_items = d.get("url"), d.get("type"), d.get("maxItems")
+    if not isinstance(url, str) or not 0 < len(url) <= MAX_URL:
+        raise InvalidEvent(f"url must be a string of 1 to {MAX_URL} characters")
+    if kind not in JOB_TYPES:
+        raise InvalidEvent(f"type must be one of {sorted(JOB_TYPES)}")
+    if type(max_items) is not int or not 1 <= max_items <= MAX_LISTING_ITEMS:
+        raise InvalidEvent(f"maxItems must be a whole number from 1 to {MAX_LISTING_ITEMS}")
+    return ListingStart(job_id(d.get("checkId")), _attempt(d.get("attempt")), url, kind, max_items)
+
+
+def parse_listed(data: Any) -> ListedEvent:
+    d = _mapping(data)
+    entries = d.get("entries")
+    if not isinstance(entries, list) or len(entries) > MAX_ENTRIES_PER_MESSAGE:
+        raise InvalidEvent(f"entries must be a list of at most {MAX_ENTRIES_PER_MESSAGE}")
+    final = d.get("final", True)
+    if not isinstance(final, bool):
+        raise InvalidEvent("final must be true or false")
+    return ListedEvent(
+        check_id=job_id(d.get("checkId")),
+        attempt=_attempt(d.get("attempt")),
+        entries=tuple(_entry(e) for e in entries),
+        title=_optional_text(d.get("title"), "title", MAX_TITLE),
+        final=final,
+    )
+
+
+def _entry(value: Any) -> ListedEntry:
+    if not isinstance(value, dict):
+        raise InvalidEvent("each entry must be an object")
+    url = value.get("url")
+    if not isinstance(url, str) or not 0 < len(url) <= MAX_ENTRY_URL:
+        raise InvalidEvent(f"an entry's url must be a string of 1 to {MAX_ENTRY_URL} characters")
+    extractor = value.get("extractor")
+    if not isinstance(extractor, str) or not 0 < len(extractor) <= 64:
+        raise InvalidEvent("an entry's extractor must be a string of 1 to 64 characters")
+    entry_id = value.get("id")
+    if not isinstance(entry_id, str) or not 0 < len(entry_id) <= MAX_ENTRY_KEY:
+        raise InvalidEvent(f"an entry's id must be a string of 1 to {MAX_ENTRY_KEY} characters")
+    return ListedEntry(
+        clean_text(extractor),
+        clean_text(entry_id),
+        url,
+        _optional_text(value.get("title"), "title", MAX_TITLE),
+    )
+
+
+def _optional_text(value: Any, name: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent(f"{name} must be a string or null")
+    return clean_text(value)[:limit] or None
 
 
 def parse_job_start(data: Any) -> JobStart:

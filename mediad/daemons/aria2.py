@@ -47,10 +47,19 @@ class Aria2Daemon(ManagedServer):
     name = "aria2"
     stop_timeout_s = 5.0
 
-    def __init__(self, root: Path, *, binary: str | None = None, max_downloads: int = 5) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        binary: str | None = None,
+        max_downloads: int = 5,
+        overall_limit: int | None = None,
+    ) -> None:
         super().__init__(root)
         self.binary = binary
         self.max_downloads = max_downloads
+        # tools.total_rate_limit: bytes/s for all of this daemon's downloads together.
+        self.overall_limit = overall_limit
         self.secret = new_token()
         self.port = 0
 
@@ -106,6 +115,7 @@ class Aria2Daemon(ManagedServer):
             "--summary-interval=0",
             "--enable-color=false",
             "--show-console-readout=false",
+            f"--max-overall-download-limit={self.overall_limit or 0}",
         ]
 
     def _environment(self) -> dict[str, str]:

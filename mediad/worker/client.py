@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import socketio
 
-from mediad import probe, results, wire
+from mediad import cookies, probe, results, wire
 from mediad.aria2_rpc import Aria2Rpc
 from mediad.backoff import Backoff
 from mediad.egress import EgressProxy, tool_environment
@@ -43,7 +43,12 @@ log = logging.getLogger(__name__)
 NS = "/worker"
 T = TypeVar("T")
 _Message = (
-    wire.ProgressEvent | wire.CompletedEvent | wire.FailedEvent | wire.StoppedEvent | wire.Heartbeat
+    wire.ProgressEvent
+    | wire.CompletedEvent
+    | wire.FailedEvent
+    | wire.StoppedEvent
+    | wire.Heartbeat
+    | wire.ListedEvent
 )
 
 Runner = Callable[[JobContext], Awaitable[list[Path]]]
@@ -92,6 +97,7 @@ class Worker:
         self._stop = asyncio.Event()
         self.sio.on(wire.JOB_START, self._on_start, namespace=NS)
         self.sio.on(wire.JOB_CONTROL, self._on_control, namespace=NS)
+        self.sio.on(wire.LISTING_START, self._on_listing, namespace=NS)
         self.sio.on("disconnect", self._on_disconnect, namespace=NS)
         self.sio.on("connect_error", self._on_connect_error, namespace=NS)
         self._refused: str | None = None
@@ -192,14 +198,74 @@ class Worker:
 
     # -- server events -----------------------------------------------------------------
 
+    async def _busy(self, job_id: str, attempt: int) -> bool:
+        if self.current is None:
+            return False
+        busy = "the worker was already running a job"
+        await self._emit(wire.FAILED, wire.FailedEvent(job_id, attempt, "worker_busy", busy))
+        return True
+
+    async def _on_listing(self, data: Any) -> None:
+        """A subscription's check: list the entries, send them in ``listed`` messages."""
+        start = _parsed(wire.parse_listing_start, wire.LISTING_START, data)
+        if start is None or await self._busy(start.check_id, start.attempt):
+            return
+
+        async def no_progress(p: Progress) -> None:
+            return None
+
+        ctx = JobContext(
+            job_id=start.check_id,
+            attempt=start.attempt,
+            url=start.url,
+            type="listing",
+            options={"maxItems": start.max_items},
+            settings=self.settings,
+            emitter=ProgressEmitter(no_progress, self.settings.progress_hz),
+            proxy_url=self.egress.url,
+        )
+        task = asyncio.create_task(
+            self._run_listing(ctx, start.max_items), name=f"listing-{ctx.job_id}"
+        )
+        self.current = (ctx, task)
+        task.add_done_callback(lambda _: self._clear(task))
+
+    async def _run_listing(self, ctx: JobContext, max_items: int) -> None:
+        from mediad.worker import run_listing
+
+        self.egress.clear()
+        ctx.toolkit = self.toolkit  # the environment, the fork server
+        try:
+            await asyncio.to_thread(ctx.work_dir.mkdir, parents=True, exist_ok=True)
+            try:
+                listing = await run_listing.run(ctx, max_items)
+            except JobFailed:
+                self._check_egress()
+                raise
+            self._check_egress()
+            for message in wire.listed_chunks(
+                ctx.job_id, ctx.attempt, listing.title, listing.entries
+            ):
+                await self._emit(wire.LISTED, message)
+            log.info("listed %d entries", len(listing.entries), extra={"jobId": ctx.job_id})
+        except JobFailed as exc:
+            await self._fail(ctx, exc.error_code, exc.message)
+        except OSError as exc:
+            await self._fail(ctx, "tool_failed", f"{exc.strerror or exc}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug: say so now, not after the watchdog
+            log.exception("the listing failed", extra={"jobId": ctx.job_id})
+            await self._fail(ctx, "internal_error", f"mediad's listing failed: {exc!r}")
+        finally:
+            remove_tree(ctx.work_dir)  # nothing of a listing is kept (it wrote nothing)
+
     async def _on_start(self, data: Any) -> None:
         start = _parsed(wire.parse_job_start, wire.JOB_START, data)
         if start is None:
             return
         job_id, attempt = start.job_id, start.attempt
-        if self.current is not None:
-            busy = "the worker was already running a job"
-            await self._emit(wire.FAILED, wire.FailedEvent(job_id, attempt, "worker_busy", busy))
+        if await self._busy(job_id, attempt):
             return
 
         async def send(p: Progress) -> None:
@@ -288,6 +354,8 @@ class Worker:
         except Exception as exc:  # a bug in a runner: say so now, not after the watchdog
             log.exception("the %s runner failed", ctx.type, extra=extra)
             await self._fail(ctx, "internal_error", f"mediad's {ctx.type} runner failed: {exc!r}")
+        finally:
+            cookies.remove_copy(ctx.work_dir)  # done, failed, paused or cancelled
 
     def _check_egress(self) -> None:
         """The egress guard's verdict fails the job with its cause: a refused connection

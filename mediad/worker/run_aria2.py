@@ -36,6 +36,8 @@ async def run(ctx: JobContext) -> list[Path]:
     }
     if ctx.proxy_url:  # the egress guard: every connection is checked there
         options["all-proxy"] = ctx.proxy_url
+    if ctx.settings.rate_limit is not None:  # tools.rate_limit, tools.total_rate_limit
+        options["max-download-limit"] = str(ctx.settings.rate_limit)
     name = url_file_name(ctx.url)
     if name is not None:
         options["out"] = name

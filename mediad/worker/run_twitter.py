@@ -44,7 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mediad import cookies
 from mediad.detect import twitter_target
+from mediad.errors import BadRequest
 from mediad.worker import procs
 from mediad.worker.jobs import JobContext, JobFailed, remove_tree
 from mediad.worker.progress import Progress
@@ -97,7 +99,7 @@ async def run(ctx: JobContext) -> list[Path]:
         for path in (cwd, out_dir):  # every attempt starts from nothing
             remove_tree(path)
             path.mkdir(parents=True)
-        login = install_cookies(ctx.settings.twitter_cookies, cwd)
+        login = install_cookies(ctx.settings.twitter_cookies, cwd, named_copy(ctx))
         proxy = pick_proxy(ctx.settings.twitter_proxy, ctx.proxy_url)
         args = build_args((mode, name), ctx.options, out_dir, login=login, proxy=proxy)
         out, code = await _run_twmd(ctx, [twmd, *args], cwd, out_dir, limits)
@@ -238,9 +240,29 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def install_cookies(source: str | None, cwd: Path) -> bool:
-    """Copy the configured cookies where twmd looks for them (its working directory),
-    readable by this user only. Returns whether there are cookies (and so ``-L``)."""
+def named_copy(ctx: JobContext) -> Path | None:
+    """The job's copy of the cookie file it names (``options.cookies``; the server put it
+    in the work folder), or None."""
+    if not ctx.options.get("cookies"):
+        return None
+    path = ctx.work_dir / cookies.JOB_COPY
+    if not path.is_file():
+        raise JobFailed("cookies_missing", f"the cookie file {ctx.options['cookies']} is missing")
+    return path
+
+
+def install_cookies(source: str | None, cwd: Path, named: Path | None = None) -> bool:
+    """Copy the cookies where twmd looks for them (its working directory), readable by
+    this user only: a named cookie file of the job's (a Netscape cookies.txt, turned into
+    twmd's JSON), else the configured ``twitter.cookies_path``. Returns whether there
+    are cookies (and so ``-L``)."""
+    if named is not None:
+        try:
+            data = cookies.twmd_json(named.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, BadRequest) as exc:
+            raise JobFailed("auth_failed", f"cannot read the job's cookie file: {exc}") from None
+        _write_private(cwd / COOKIES_NAME, data)
+        return True
     if not source:
         return False
     try:
@@ -251,11 +273,15 @@ def install_cookies(source: str | None, cwd: Path) -> bool:
             f"cannot read the Twitter/X cookies file {source} (twitter.cookies_path):"
             f" {exc.strerror or exc}",
         ) from None
-    fd = os.open(cwd / COOKIES_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    _write_private(cwd / COOKIES_NAME, data)
+    return True
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as f:
         os.fchmod(f.fileno(), 0o600)  # whatever the umask
         f.write(data)
-    return True
 
 
 # -- files on disk -----------------------------------------------------------------------

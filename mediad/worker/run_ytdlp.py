@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mediad import cookies
 from mediad.worker.forkserver import ForkServerLost
 from mediad.worker.jobs import JobContext, JobFailed
 from mediad.worker.procs import ToolProcess
@@ -146,6 +147,9 @@ def build_args(
     ffmpeg: str | None,
     max_bytes: int | None = None,
     proxy: str | None = None,
+    *,
+    rate_limit: int | None = None,
+    cookies: Path | None = None,
 ) -> list[str]:
     """yt-dlp's argument list for one job: never a user-chosen template, config or command."""
     args = [
@@ -166,6 +170,10 @@ def build_args(
         args += ["--max-filesize", str(max_bytes)]
     if proxy:
         args += ["--proxy", proxy]  # the egress guard: every connection is checked there
+    if rate_limit is not None:
+        args += ["-r", str(rate_limit)]
+    if cookies is not None:
+        args += ["--cookies", str(cookies)]  # the job's own copy: yt-dlp rewrites it
     fmt = options.get("format")
     if options.get("audioOnly"):
         args += ["-f", FORMAT_PRESETS.get(fmt or "audio", fmt or "ba/b"), "-x"]
@@ -192,6 +200,8 @@ async def run(ctx: JobContext) -> list[Path]:
         ctx.settings.ffmpeg,
         ctx.settings.max_job_bytes,
         ctx.proxy_url,
+        rate_limit=ctx.settings.rate_limit,
+        cookies=cookie_copy(ctx),
     )
     proc = await start(ctx, args)
     parser = YtdlpParser()
@@ -222,6 +232,17 @@ async def run(ctx: JobContext) -> list[Path]:
     if not found:
         raise JobFailed("tool_failed", "yt-dlp finished but reported no file")
     return found + subtitles_of(found)
+
+
+def cookie_copy(ctx: JobContext) -> Path | None:
+    """The job's copy of its named cookie file (the server put it in the work folder),
+    or None when it names none."""
+    if not ctx.options.get("cookies"):
+        return None
+    path = ctx.work_dir / cookies.JOB_COPY
+    if not path.is_file():
+        raise JobFailed("cookies_missing", f"the cookie file {ctx.options['cookies']} is missing")
+    return path
 
 
 def title_of(job_id: str) -> str:

@@ -37,6 +37,7 @@ class WorkerSettings:
     log_format: str = "json"
     parent_pid: int | None = None
     max_job_bytes: int | None = None
+    rate_limit: int | None = None  # bytes/s for each yt-dlp and aria2 job (Config.job_rate_limit)
     allow_private: bool = False
     allow_hosts: tuple[str, ...] = ()
 

@@ -514,6 +514,9 @@ async def _transition_log(dsn: str) -> asyncpg.Connection:
     return conn
 
 
+# Two start-ups of `mediad serve` and 13 rate-limited jobs: on a loaded machine this
+# takes more than the suite's 120 s per test.
+@pytest.mark.timeout(300)
 async def test_sigkill_the_whole_service_loses_nothing(
     databases: Databases, redis_server: RedisServer, media_server: MediaServer, media_dir: Path
 ) -> None:

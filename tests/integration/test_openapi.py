@@ -540,7 +540,7 @@ async def _without_token(service: Service, seed: dict[str, Any]) -> None:
     spec = load_spec()
     error = schema_validator(spec, "/components/schemas/Error")
     job_id = seed["ids"]["completed"]
-    values = {"jobId": job_id}
+    values = {"jobId": job_id, "subscriptionId": job_id, "name": "some-name"}
     async with aiohttp.ClientSession(service.base_url) as session:
         for method, path, op in operations(spec):
             url = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)

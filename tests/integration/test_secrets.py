@@ -39,7 +39,12 @@ def environ(pid: int) -> dict[str, str]:
 
 
 def cmdline(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    """ "" for a process that has ended since it was listed."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
 
 
 def exe_name(pid: int) -> str:
@@ -50,7 +55,12 @@ def exe_name(pid: int) -> str:
 
 
 def ppid(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    """-1 for a process that has ended since it was listed (a probe such as ffprobe)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return -1
+    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def still_there(checks: dict[int, Any]) -> dict[str, Any]:
@@ -107,6 +117,9 @@ def test_check_config_hides_every_credential_and_secret_key(tmp_path: Path) -> N
     config.write_text(
         "server:\n  cors_origins: ['https://viewer:CORSPASS-s3cr3t@app.example']\n"
         "tools:\n  twmd: /opt/twmd\n"
+        "notify:\n"
+        "  - {name: chat, url: 'https://chat.example/api/webhooks/123/HOOKPATH-s3cr3t'}\n"
+        "  - {name: phone, apprise: 'tgram://BOTTOKEN-s3cr3t/12345', secret: SIGN-s3cr3t}\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
     secrets = {
@@ -132,6 +145,7 @@ def test_check_config_hides_every_credential_and_secret_key(tmp_path: Path) -> N
         "postgresql://mediad:***@db.example/mediad?sslpassword=***&sslmode=require",
         "https://viewer:***@app.example",
         "/opt/twmd",
+        "https://chat.example/***",
     ):
         assert visible in printed, printed
     assert printed.count("<set>") == 2  # server.api_tokens, workers.token

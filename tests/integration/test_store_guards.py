@@ -13,10 +13,13 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+import orjson
 import pytest
 
+from mediad import config as configuration
 from mediad import states
 from mediad.models import Job, JobType, Status
+from mediad.notify.outbox import Outbox
 from mediad.store import Store
 from tests.support.fakes import FakeStore
 from tests.support.harness import Databases
@@ -68,6 +71,13 @@ def _norm(value: Any) -> Any:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
+# Both stores record the jobs' ends for these targets (the outbox, notify/outbox.py).
+NOTIFY = [
+    {"name": "all", "url": "https://example.com/all"},
+    {"name": "failures", "url": "https://example.com/f", "events": ["failed"]},
+]
+
+
 @pytest.fixture(scope="module")
 async def stores(databases: Databases) -> AsyncIterator[Stores]:
     dsn = await databases.create()
@@ -75,7 +85,10 @@ async def stores(databases: Databases) -> AsyncIterator[Stores]:
     await real.migrate()
     conn = await asyncpg.connect(dsn)
     try:
-        yield Stores(real, conn)
+        pair = Stores(real, conn)
+        outbox = Outbox(configuration.build({"notify": NOTIFY}), real)
+        real.outbox = pair.fake.outbox = outbox
+        yield pair
     finally:
         await conn.close()
         await real.close()
@@ -151,6 +164,29 @@ async def test_an_attempt_ends_only_while_current_and_running(
     assert (real is not None) == (fake is not None) == lands
     job = await stores.assert_same(job_id)
     assert job is not None and job.status is (target if lands else status)
+
+
+@pytest.mark.parametrize(("end", "target", "status", "attempt"), END_CASES)
+async def test_a_terminal_write_records_its_notifications_only_when_it_lands(
+    end: Any, target: Status, status: Status, attempt: str, stores: Stores
+) -> None:
+    job_id = await stores.job_in(status, attempts=2)
+    n = 2 if attempt == "current" else 1
+    await stores.both(lambda s: end(s, job_id, n))
+    rows = await stores.conn.fetch(
+        "SELECT target, event, payload FROM notifications WHERE job_id = $1", job_id
+    )
+    real = sorted((r["target"], r["event"]) for r in rows)
+    fake = sorted((name, event) for j, name, event in stores.fake.notifications if j == job_id)
+    assert real == fake
+    lands = status is Status.RUNNING and attempt == "current"
+    expected = {Status.COMPLETED: [("all", "completed")],
+                Status.FAILED: [("all", "failed"), ("failures", "failed")]}  # fmt: skip
+    assert real == (expected.get(target, []) if lands else [])
+    job = await stores.real.get_job(job_id)
+    assert job is not None
+    for r in rows:  # the job as the API shows it, frozen when it ended
+        assert orjson.loads(r["payload"])["job"] == job.to_api()
 
 
 @pytest.mark.parametrize("status", list(Status), ids=[s.value for s in Status])

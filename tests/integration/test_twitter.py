@@ -304,3 +304,27 @@ async def test_cancel_kills_twmd(service: Service, api: Api, twmd: Twmd) -> None
     assert job["status"] == "cancelled", job
     await eventually(lambda: gone(record["pid"]), timeout_s=5, what="twmd to be gone")
     assert not data_dir(service, job_id).exists()
+
+
+def _netscape(auth_token: str) -> str:
+    return (
+        "# Netscape HTTP Cookie File\n"
+        f".x.com\tTRUE\t/\tTRUE\t2000000000\tauth_token\t{auth_token}\n"
+        ".x.com\tTRUE\t/\tTRUE\t0\tct0\tabc\n"
+    )
+
+
+async def test_a_named_cookie_file_overrides_the_configured_one(api: Api, twmd: Twmd) -> None:
+    headers = {"Content-Type": "text/plain"}
+    for name, token in (("tw-bad", "bad"), ("tw-good", "good")):
+        status, _ = await api.request(
+            "PUT", f"/cookies/{name}", data=_netscape(token), headers=headers
+        )
+        assert status == 201
+    bad = await run(api, "https://x.com/someone/status/1", options={"cookies": "tw-bad"})
+    assert (bad["status"], bad["errorCode"]) == ("failed", "auth_failed"), bad
+    good = await run(api, "https://x.com/someone/status/1", options={"cookies": "tw-good"})
+    assert good["status"] == "completed", good
+    (record,) = twmd.runs_of(good["jobId"])
+    assert record["cookiesMode"] == 0o600 and record["cookiesUsable"] is True
+    assert "-L" in record["argv"]

@@ -55,6 +55,10 @@ class FakeStore:
         self.calls: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
         self._clock = itertools.count(1)
+        # Store.outbox: the terminal writes record (job id, target, event) here, as the
+        # real store inserts rows into `notifications` in the same transaction.
+        self.outbox: Any = None
+        self.notifications: list[tuple[UUID, str, str]] = []
 
     # -- test controls
 
@@ -169,23 +173,29 @@ class FakeStore:
         job = self._current(job_id, attempt)
         if job is None:
             return None
-        return self._update(
+        return self._notify(self._update(
             job, status=Status.COMPLETED, stage="finalizing", progress=100, speed=None, eta=0,
             filename=filename, size=size, output_path=output_path,
             total_bytes=job.total_bytes if job.total_bytes is not None else size,
             meta={**job.meta, **meta}, error_code=None, error_message=None,
             finished_at=self._now(),
-        )  # fmt: skip
+        ), "completed")  # fmt: skip
+
+    def _notify(self, job: Job, event: str) -> Job:
+        if self.outbox is not None:
+            for target in self.outbox.for_job(job, event):
+                self.notifications.append((job.id, target.name, event))
+        return job
 
     async def fail(self, job_id: UUID, attempt: int, error_code: str, message: str) -> Job | None:
         self._enter("fail")
         job = self._current(job_id, attempt)
         if job is None:
             return None
-        return self._update(
+        return self._notify(self._update(
             job, status=Status.FAILED, error_code=error_code, error_message=message,
             speed=None, eta=None, finished_at=self._now(),
-        )  # fmt: skip
+        ), "failed")  # fmt: skip
 
     async def requeue(
         self, job_id: UUID, attempt: int, error_code: str, message: str
@@ -406,6 +416,9 @@ class RecordingChannel:
     async def control(self, sid: str, message: wire.JobControl) -> None:
         self.sent.append(("control", sid, message))
 
+    async def listing(self, sid: str, message: wire.ListingStart) -> None:
+        self.sent.append(("listing", sid, message))
+
     @property
     def starts(self) -> list[tuple[str, wire.JobStart]]:
         return [(sid, m) for kind, sid, m in self.sent if kind == "start"]
@@ -435,6 +448,18 @@ class RecordingPublisher:
 
     async def failed(self, job_id: str, error_code: str, message: str) -> None:
         self.events.append(("failed", (job_id, error_code, message)))
+
+    async def subscription_update(self, subscription: dict[str, Any]) -> None:
+        self.events.append(("subscription-update", subscription))
+
+    async def subscription_deleted(self, subscription_id: str) -> None:
+        self.events.append(("subscription-deleted", subscription_id))
+
+    async def cookies_update(self, listing: dict[str, Any]) -> None:
+        self.events.append(("cookies-update", (None, listing)))
+
+    async def notification_update(self, delivery: dict[str, Any]) -> None:
+        self.events.append(("notification-update", (delivery["jobId"], delivery)))
 
     def names(self, job_id: str | None = None) -> list[str]:
         return [name for name, p in self.events if job_id is None or _job_of(p) == job_id]

@@ -135,7 +135,10 @@ def make_config(
         "logging": {"level": "warning", "format": "text"},
     }
     for name, values in sections.items():
-        raw.setdefault(name, {}).update(values)
+        if isinstance(values, list):  # notify: a list of targets
+            raw[name] = values
+        else:
+            raw.setdefault(name, {}).update(values)
     return configuration.build(raw)
 
 

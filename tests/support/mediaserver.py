@@ -17,6 +17,9 @@ each overriding the matching server-wide attribute:
 ``?filename=NAME``
     propose NAME in ``Content-Disposition: attachment; filename*=UTF-8''…``
 
+``require_cookie(name, "session=VALUE")`` makes a name answer 403 unless the request
+carries that cookie (a site behind a login, for named cookie files).
+
 Every request ends up as one :class:`Served` record in ``MediaServer.served``.
 
 ``add_live_hls`` serves a live HLS stream made from the segments of a VOD set: its
@@ -104,6 +107,9 @@ class Served:
     range_end: int | None
     bytes_sent: int
     headers: Mapping[str, str] = field(default_factory=dict)
+    # time.monotonic() when the request arrived and when its response ended.
+    started_s: float = 0.0
+    ended_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -328,6 +334,9 @@ class MediaServer:
         # response has ended (for a client that went away, once the server noticed).
         self.in_flight: Counter[str] = Counter()
         self._entries: dict[str, _Blob | _Redirect | _LiveHls | Path] = {}
+        # Names whose responses wait until the test lets them go (``hold``/``release``).
+        self._gates: dict[str, asyncio.Event] = {}
+        self._cookies: dict[str, str] = {}  # name → the "k=v" a request must carry
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
         self._base_url: str | None = None
@@ -393,6 +402,41 @@ class MediaServer:
 
     def add_page(self, name: str, html: str) -> None:
         self.add_bytes(name, html.encode(), "text/html; charset=utf-8")
+
+    def add_feed(self, name: str, title: str, items: list[tuple[str, str, str]]) -> str:
+        """An RSS feed (podcast-style) of ``(guid, title, enclosure URL)`` items, which
+        yt-dlp's generic extractor lists as a playlist; call again to change it. Returns
+        its URL."""
+        from xml.sax.saxutils import escape, quoteattr
+
+        body = "".join(
+            f"<item><title>{escape(t)}</title><guid>{escape(g)}</guid>"
+            f'<enclosure url={quoteattr(u)} type="video/mp4" length="1"/></item>'
+            for g, t, u in items
+        )
+        rss = (
+            '<?xml version="1.0"?><rss version="2.0"><channel>'
+            f"<title>{escape(title)}</title><link>{self.base_url}/</link>{body}</channel></rss>"
+        )
+        self.add_bytes(name, rss.encode(), "application/rss+xml")
+        return self.url(name)
+
+    def remove(self, name: str) -> None:
+        """Forget an entry: it answers 404 from now on."""
+        self._entries.pop(name.lstrip("/"), None)
+
+    def hold(self, name: str) -> None:
+        """Requests for ``name`` wait (before the headers) until :meth:`release`."""
+        self._gates[name.lstrip("/")] = asyncio.Event()
+
+    def release(self, name: str) -> None:
+        gate = self._gates.pop(name.lstrip("/"), None)
+        if gate is not None:
+            gate.set()
+
+    def require_cookie(self, name: str, pair: str) -> None:
+        """Answer 403 for ``name`` unless the request's Cookie header holds ``pair``."""
+        self._cookies[name.lstrip("/")] = pair
 
     def add_redirect(self, name: str, location: str, status: int = 302) -> None:
         self._entries[name.lstrip("/")] = _Redirect(location, status)
@@ -498,11 +542,13 @@ class MediaServer:
             range_end=None,
             bytes_sent=0,
             headers=CIMultiDict(request.headers),
+            started_s=time.monotonic(),
         )
         self.in_flight[record.path] += 1
         try:
             return await self._respond(request, record)
         finally:
+            record.ended_s = time.monotonic()
             self.served.append(record)
             self.in_flight[record.path] -= 1
 
@@ -515,6 +561,11 @@ class MediaServer:
         except _BadQuery as exc:
             return await self._send_text(request, record, 400, f"{exc}\n")
         try:
+            gate = self._gates.get(record.path)
+            while gate is not None and not gate.is_set():
+                self._check_alive(request)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(gate.wait(), HOLD_POLL_S)
             if delay_ms:
                 await self._pause(delay_ms / 1000)
                 self._check_alive(request)
@@ -531,6 +582,9 @@ class MediaServer:
                 return await self._send_text(request, record, 400, "status must be 200..599\n")
             reason = _reason(status)
             return await self._send_text(request, record, status, f"{status} {reason}\n")
+        pair = self._cookies.get(record.path)
+        if pair is not None and pair not in _cookie_pairs(request.headers.get("Cookie", "")):
+            return await self._send_text(request, record, 403, "403 Forbidden: log in first\n")
         found = self._lookup(record.path)
         if found is None:
             return await self._send_text(request, record, 404, "404 Not Found\n")
@@ -693,6 +747,10 @@ class MediaServer:
         if transport is not None:
             transport.close()
         return resp
+
+
+def _cookie_pairs(header: str) -> set[str]:
+    return {part.strip() for part in header.split(";")}
 
 
 def _reason(status: int) -> str:

@@ -447,8 +447,8 @@ def test_detect_query() -> None:
 
 
 def test_option_names_are_the_ones_validated() -> None:
-    assert option_names(JobType.ARIA2) == []
-    assert option_names(JobType.FFMPEG) == ["container"]
+    assert option_names(JobType.ARIA2) == ["notify"]  # every type takes notify
+    assert option_names(JobType.FFMPEG) == ["container", "notify"]
     for job_type in JobType:
         for name in option_names(job_type):
             # every listed option is accepted by its type; an unlisted one is refused

@@ -18,7 +18,7 @@ CREATED = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 API_FIELDS = {
     "jobId", "url", "type", "status", "stage", "progress", "speed", "eta", "totalBytes",
     "filename", "size", "outputPath", "errorCode", "errorMessage", "attempts", "options",
-    "createdAt", "updatedAt", "startedAt", "finishedAt", "instanceId",
+    "createdAt", "updatedAt", "startedAt", "finishedAt", "instanceId", "subscriptionId",
 }  # fmt: skip
 
 
@@ -44,6 +44,7 @@ def row(**changes: Any) -> dict[str, Any]:
         "attempts": 0,
         "worker_id": None,
         "instance_id": "a",
+        "subscription_id": None,
         "created_at": CREATED,
         "updated_at": CREATED,
         "started_at": None,
@@ -150,6 +151,7 @@ def test_to_api_of_a_finished_job() -> None:
         "startedAt": started.isoformat(),
         "finishedAt": finished.isoformat(),
         "instanceId": "a",
+        "subscriptionId": None,
     }
 
 

@@ -129,3 +129,18 @@ def test_kept_and_dropped_prefixes() -> None:
         "PATH": "/usr/bin",
         "KEEPME_TOKEN": "k",
     }
+
+
+def test_a_notification_targets_address_is_hidden_but_its_host() -> None:
+    targets = [
+        {"name": "chat", "url": "https://u:p@chat.example:8443/hooks/123/TOKEN?x=1",
+         "apprise": None, "secret": "SIGN", "events": ["completed"], "default": True},
+        {"name": "phone", "url": None, "apprise": "tgram://BOTTOKEN/12345", "secret": None,
+         "events": ["failed"], "default": False},
+    ]  # fmt: skip
+    shown = mask({"notify": targets})["notify"]
+    assert shown[0]["url"] == "https://chat.example:8443/***"
+    assert shown[0]["secret"] == "<set>" and shown[1]["apprise"] == "<set>"
+    assert shown[1]["url"] is None and shown[0]["events"] == ["completed"]
+    # Elsewhere a "url" key keeps its path (only credentials go).
+    assert mask({"url": "https://example.com/a/b"}) == {"url": "https://example.com/a/b"}
