@@ -145,6 +145,12 @@ async def test_a_subscription_to_a_feed_shows_its_checks_and_its_jobs(
     await check_now.click()
     await expect(item.get_by_text(re.compile(r"found 2, 0 new"))).to_be_visible(timeout=60_000)
     await expect(check_now).to_be_enabled()
+    # Both in its history, newest first.
+    await item.get_by_role("button", name="Checks", exact=True).click()
+    history = item.get_by_role("list", name="Checks", exact=True).get_by_role("listitem")
+    await expect(history).to_have_count(2)
+    await expect(history.nth(0)).to_contain_text("found 2, 0 new")
+    await expect(history.nth(1)).to_contain_text("found 2, 2 new")
 
     # Disabled: no next check, and the server agrees.
     status, listed = await lists_api.request("GET", "/subscriptions")

@@ -1,6 +1,6 @@
-import { memo, useState } from 'react';
+import { memo, useEffect, useState } from 'react';
 import { api, ApiError } from '../api/client';
-import type { Subscription } from '../api/types';
+import type { CheckRecord, Subscription } from '../api/types';
 import { useResource } from '../app/hooks';
 import { subscriptions, toasts } from '../app/services';
 import { TypeBadge } from '../components/Badges';
@@ -86,6 +86,7 @@ const SubscriptionRow = memo(function SubscriptionRow({
   const [busy, setBusy] = useState(false);
   /** The switch as clicked, until the server's answer (or its refusal) lands. */
   const [enabling, setEnabling] = useState<boolean | null>(null);
+  const [history, setHistory] = useState(false);
   const name = subscriptionName(sub);
 
   const run = async (call: () => Promise<Subscription>) => {
@@ -110,7 +111,7 @@ const SubscriptionRow = memo(function SubscriptionRow({
   };
 
   return (
-    <li aria-label={name} className="card flex flex-col gap-3 p-4 sm:flex-row sm:items-start sm:justify-between">
+    <li aria-label={name} className="card flex flex-col gap-3 p-4 sm:flex-row sm:flex-wrap sm:items-start sm:justify-between">
       <div className="min-w-0">
         <div className="flex flex-wrap items-center gap-2">
           <TypeBadge type={sub.type} />
@@ -153,12 +154,59 @@ const SubscriptionRow = memo(function SubscriptionRow({
         </button>
         <button
           type="button"
+          className="btn-ghost min-h-8 px-2.5 py-1 text-xs"
+          aria-expanded={history}
+          onClick={() => setHistory((h) => !h)}
+        >
+          Checks
+        </button>
+        <button
+          type="button"
           className="btn-ghost min-h-8 px-2.5 py-1 text-xs text-red-600 hover:text-red-700 dark:text-red-400 dark:hover:text-red-300"
           onClick={() => onDelete(sub)}
         >
           Delete
         </button>
       </div>
+      {history && <Checks sub={sub} now={now} />}
     </li>
   );
 });
+
+/** The latest checks (GET /subscriptions/{id}/checks), again whenever the last one changes. */
+function Checks({ sub, now }: { sub: Subscription; now: number }) {
+  const [items, setItems] = useState<readonly CheckRecord[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const last = sub.lastCheck?.checkId ?? null;
+  useEffect(() => {
+    let live = true;
+    api
+      .subscriptionChecks(sub.subscriptionId)
+      .then((list) => live && (setItems(list.items), setError(null)))
+      .catch((e: unknown) => live && setError(e instanceof Error ? e.message : String(e)));
+    return () => {
+      live = false;
+    };
+  }, [sub.subscriptionId, last, sub.checking]);
+  return (
+    <div className="w-full sm:basis-full">
+      {error && <p role="alert" className="text-xs text-red-600 dark:text-red-400">{error}</p>}
+      {items && items.length === 0 && <p className="text-xs text-zinc-500">No checks yet.</p>}
+      <ol aria-label="Checks" className="space-y-1 text-xs text-zinc-600 tabular-nums dark:text-zinc-400">
+        {(items ?? []).map((c) => (
+          <li key={c.checkId} className="flex flex-wrap gap-x-2">
+            <span className="font-medium">{c.status}</span>
+            <span>{formatRelative(c.finishedAt ?? c.startedAt, now)}</span>
+            {c.status === 'ok' && (
+              <span>
+                found {c.found ?? 0}, {c.created ?? 0} new
+              </span>
+            )}
+            {c.errorCode && <code className="font-mono">{c.errorCode}</code>}
+            {c.errorMessage && <span className="break-words">{c.errorMessage}</span>}
+          </li>
+        ))}
+      </ol>
+    </div>
+  );
+}
