@@ -61,7 +61,8 @@ export function App({ initialUrl }: { initialUrl: string }) {
   // The view follows the fragment (#subscriptions, #cookies, #notifications), so Back works.
   useEffect(() => {
     const onHash = () => {
-      const next = viewFromHash(location.hash);
+      // The skip link ("#main") goes to the jobs too.
+      const next = location.hash === '#main' ? 'downloads' : viewFromHash(location.hash);
       if (next) setView(next);
     };
     window.addEventListener('hashchange', onHash);
@@ -147,20 +148,20 @@ export function App({ initialUrl }: { initialUrl: string }) {
         <ViewNav view={view} onView={go} />
         {/* The jobs stay mounted under the other views: what was typed survives. */}
         <div hidden={view !== 'downloads'} className="mt-4 sm:mt-6">
-        <SubmitForm initialUrl={initialUrl} urlRef={urlRef} onCreated={onCreated} />
-        <section id="main" aria-labelledby="jobs-heading" className="mt-8" tabIndex={-1}>
-          <h2 id="jobs-heading" className="sr-only">
-            Jobs
-          </h2>
-          <JobFilters
-            tab={filter.tab}
-            q={filter.q}
-            panelId={PANEL_ID}
-            onTab={(tab: Tab) => setFilter((f) => ({ ...f, tab }))}
-            onQ={(q) => setFilter((f) => ({ ...f, q }))}
-          />
-          <JobList panelId={PANEL_ID} onDelete={onDelete} />
-        </section>
+          <SubmitForm initialUrl={initialUrl} urlRef={urlRef} onCreated={onCreated} />
+          <section id="main" aria-labelledby="jobs-heading" className="mt-8" tabIndex={-1}>
+            <h2 id="jobs-heading" className="sr-only">
+              Jobs
+            </h2>
+            <JobFilters
+              tab={filter.tab}
+              q={filter.q}
+              panelId={PANEL_ID}
+              onTab={(tab: Tab) => setFilter((f) => ({ ...f, tab }))}
+              onQ={(q) => setFilter((f) => ({ ...f, q }))}
+            />
+            <JobList panelId={PANEL_ID} onDelete={onDelete} />
+          </section>
         </div>
         {view !== 'downloads' && (
           <Suspense fallback={<p className="mt-6 text-sm text-zinc-500">Loading…</p>}>

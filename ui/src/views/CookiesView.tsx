@@ -153,7 +153,7 @@ function CookiesForm() {
           id={`${id}-file`}
           type="file"
           accept=".txt,text/plain"
-          className="block w-full text-sm file:btn-secondary file:mr-3"
+          className="block w-full text-sm file:mr-3 file:min-h-9 file:rounded-lg file:border file:border-zinc-300 file:bg-white file:px-3 file:py-1.5 file:text-sm file:font-medium file:text-zinc-800 dark:file:border-zinc-700 dark:file:bg-zinc-900 dark:file:text-zinc-100"
           onChange={(e) => void choose(e.target.files?.[0])}
           aria-describedby={contentError ? `${id}-content-error` : undefined}
         />
