@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useRef, useState } from 'react';
 import type { Job } from './api/types';
 import { files, store, sync, toasts } from './app/services';
 import { DeleteDialog, type DeleteTarget } from './components/DeleteDialog';
@@ -12,9 +12,15 @@ import { SubmitForm } from './components/SubmitForm';
 import { Toasts } from './components/Toasts';
 import { TokenDialog } from './components/TokenDialog';
 import { matchesFilter, type Filter, type Tab } from './lib/filters';
+import { hashFor, viewFromHash, VIEWS, type View } from './lib/views';
 import type { Transition } from './store/jobs';
 
 const PANEL_ID = 'jobs-panel';
+
+// The views beside the jobs are loaded when first opened: the first paint carries none.
+const SubscriptionsView = lazy(() => import('./views/SubscriptionsView'));
+const CookiesView = lazy(() => import('./views/CookiesView'));
+const NotificationsView = lazy(() => import('./views/NotificationsView'));
 
 function isEditable(el: Element | null): boolean {
   if (!el) return false;
@@ -50,6 +56,33 @@ export function App({ initialUrl }: { initialUrl: string }) {
   const [help, setHelp] = useState(false);
   const [toDelete, setToDelete] = useState<DeleteTarget | null>(null);
   const urlRef = useRef<HTMLTextAreaElement>(null);
+  const [view, setView] = useState<View>(() => viewFromHash(location.hash) ?? 'downloads');
+
+  // The view follows the fragment (#subscriptions, #cookies, #notifications), so Back works.
+  useEffect(() => {
+    const onHash = () => {
+      // The skip link ("#main") goes to the jobs too.
+      const next = location.hash === '#main' ? 'downloads' : viewFromHash(location.hash);
+      if (next) setView(next);
+    };
+    window.addEventListener('hashchange', onHash);
+    return () => window.removeEventListener('hashchange', onHash);
+  }, []);
+
+  const go = useCallback((next: View) => {
+    if (location.hash !== hashFor(next)) location.hash = hashFor(next);
+    setView(next);
+  }, []);
+
+  /** A job named elsewhere (a delivery): the jobs, scrolled to its row when it is there. */
+  const openJob = useCallback(
+    (jobId: string) => {
+      go('downloads');
+      void sync.refreshJob(jobId);
+      requestAnimationFrame(() => document.getElementById(`job-${jobId}`)?.scrollIntoView({ block: 'center' }));
+    },
+    [go],
+  );
 
   // Live updates, and the toasts they bring.
   useEffect(() => {
@@ -81,7 +114,8 @@ export function App({ initialUrl }: { initialUrl: string }) {
       if (document.querySelector('dialog[open]') || isEditable(document.activeElement)) return;
       if (e.key === '/') {
         e.preventDefault();
-        urlRef.current?.focus();
+        go('downloads');
+        requestAnimationFrame(() => urlRef.current?.focus());
       } else if (e.key === '?') {
         e.preventDefault();
         setHelp(true);
@@ -89,7 +123,7 @@ export function App({ initialUrl }: { initialUrl: string }) {
     };
     document.addEventListener('keydown', onKey);
     return () => document.removeEventListener('keydown', onKey);
-  }, []);
+  }, [go]);
 
   const onCreated = useCallback((jobs: Job[]) => {
     // New jobs should be seen: leave a tab or a search that would hide them.
@@ -110,25 +144,67 @@ export function App({ initialUrl }: { initialUrl: string }) {
       <Header onHelp={() => setHelp(true)} />
       <HealthBar />
       <TokenDialog />
-      <main className="mx-auto max-w-5xl px-4 pt-5 sm:px-6 sm:pt-8">
-        <SubmitForm initialUrl={initialUrl} urlRef={urlRef} onCreated={onCreated} />
-        <section id="main" aria-labelledby="jobs-heading" className="mt-8" tabIndex={-1}>
-          <h2 id="jobs-heading" className="sr-only">
-            Jobs
-          </h2>
-          <JobFilters
-            tab={filter.tab}
-            q={filter.q}
-            panelId={PANEL_ID}
-            onTab={(tab: Tab) => setFilter((f) => ({ ...f, tab }))}
-            onQ={(q) => setFilter((f) => ({ ...f, q }))}
-          />
-          <JobList panelId={PANEL_ID} onDelete={onDelete} />
-        </section>
+      <main className="mx-auto max-w-5xl px-4 pt-4 sm:px-6 sm:pt-6">
+        <ViewNav view={view} onView={go} />
+        {/* The jobs stay mounted under the other views: what was typed survives. */}
+        <div hidden={view !== 'downloads'} className="mt-4 sm:mt-6">
+          <SubmitForm initialUrl={initialUrl} urlRef={urlRef} onCreated={onCreated} />
+          <section id="main" aria-labelledby="jobs-heading" className="mt-8" tabIndex={-1}>
+            <h2 id="jobs-heading" className="sr-only">
+              Jobs
+            </h2>
+            <JobFilters
+              tab={filter.tab}
+              q={filter.q}
+              panelId={PANEL_ID}
+              onTab={(tab: Tab) => setFilter((f) => ({ ...f, tab }))}
+              onQ={(q) => setFilter((f) => ({ ...f, q }))}
+            />
+            <JobList panelId={PANEL_ID} onDelete={onDelete} />
+          </section>
+        </div>
+        {view !== 'downloads' && (
+          <Suspense fallback={<p className="mt-6 text-sm text-zinc-500">Loading…</p>}>
+            {view === 'subscriptions' && <SubscriptionsView />}
+            {view === 'cookies' && <CookiesView />}
+            {view === 'notifications' && <NotificationsView onOpenJob={openJob} />}
+          </Suspense>
+        )}
       </main>
       <Toasts />
       {help && <HelpDialog onClose={() => setHelp(false)} />}
       {toDelete && <DeleteDialog target={toDelete} onClose={() => setToDelete(null)} />}
     </div>
+  );
+}
+
+function ViewNav({ view, onView }: { view: View; onView: (v: View) => void }) {
+  return (
+    <nav aria-label="Sections">
+      <ul className="grid grid-cols-2 gap-0.5 rounded-xl bg-zinc-200/70 p-1 sm:inline-grid sm:grid-cols-4 sm:gap-1 dark:bg-zinc-800/70">
+        {VIEWS.map((v) => {
+          const current = v.id === view;
+          return (
+            <li key={v.id} className="min-w-0">
+              <a
+                href={hashFor(v.id)}
+                aria-current={current ? 'page' : undefined}
+                onClick={(e) => {
+                  e.preventDefault();
+                  onView(v.id);
+                }}
+                className={`block truncate rounded-lg px-1 py-1.5 text-center text-sm font-medium transition-colors sm:px-3 ${
+                  current
+                    ? 'bg-white text-zinc-900 shadow-sm dark:bg-zinc-950 dark:text-white'
+                    : 'text-zinc-600 hover:bg-zinc-200/60 hover:text-zinc-900 dark:text-zinc-400 dark:hover:bg-zinc-800 dark:hover:text-white'
+                }`}
+              >
+                {v.label}
+              </a>
+            </li>
+          );
+        })}
+      </ul>
+    </nav>
   );
 }

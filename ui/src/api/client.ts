@@ -3,14 +3,24 @@ import { isStatus } from '../lib/actions';
 import { listPath, type Filter } from '../lib/filters';
 import type {
   Action,
+  CheckList,
+  CookieFile,
+  CookieFileList,
   Created,
+  Delivery,
+  DeliveryPage,
   Detection,
   FileList,
   Health,
   Job,
   JobPage,
   NewDownload,
+  NewSubscription,
   Status,
+  Subscription,
+  SubscriptionList,
+  SubscriptionPatch,
+  TargetList,
 } from './types';
 
 export const TOKEN_KEY = 'mediad.token';
@@ -75,6 +85,8 @@ export function errorFromBody(status: number, body: unknown): ApiError {
 interface RequestOptions {
   signal?: AbortSignal;
   body?: unknown;
+  /** A body sent as it is, `text/plain` (instead of `body` as JSON). */
+  text?: string;
   /** Do not call the 401 hook (the token dialog checks a token itself). */
   quiet401?: boolean;
   token?: string | null;
@@ -88,6 +100,9 @@ export async function request<T>(method: string, path: string, opts: RequestOpti
   if (opts.body !== undefined) {
     headers['Content-Type'] = 'application/json';
     body = JSON.stringify(opts.body);
+  } else if (opts.text !== undefined) {
+    headers['Content-Type'] = 'text/plain; charset=utf-8';
+    body = opts.text;
   }
   let res: Response;
   try {
@@ -133,6 +148,22 @@ export const api = {
   files: (jobId: string) => request<FileList>('GET', `/files/${id(jobId)}`),
   detect: (url: string, signal?: AbortSignal) =>
     request<Detection>('GET', `/detect?url=${encodeURIComponent(url)}`, { signal }),
+  subscriptions: () => request<SubscriptionList>('GET', '/subscriptions'),
+  createSubscription: (body: NewSubscription) => request<Subscription>('POST', '/subscriptions', { body }),
+  updateSubscription: (sid: string, body: SubscriptionPatch) =>
+    request<Subscription>('PATCH', `/subscriptions/${id(sid)}`, { body }),
+  deleteSubscription: (sid: string) => request<void>('DELETE', `/subscriptions/${id(sid)}`),
+  checkSubscription: (sid: string) => request<Subscription>('POST', `/subscriptions/${id(sid)}/check`),
+  subscriptionChecks: (sid: string) => request<CheckList>('GET', `/subscriptions/${id(sid)}/checks`),
+  cookies: () => request<CookieFileList>('GET', '/cookies'),
+  putCookies: (name: string, text: string) =>
+    request<CookieFile>('PUT', `/cookies/${encodeURIComponent(name)}`, { text }),
+  deleteCookies: (name: string) => request<void>('DELETE', `/cookies/${encodeURIComponent(name)}`),
+  deliveries: (cursor?: string | null) =>
+    request<DeliveryPage>('GET', `/notifications?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`),
+  targets: () => request<TargetList>('GET', '/notifications/targets'),
+  testTarget: (name: string) =>
+    request<Delivery>('POST', `/notifications/targets/${encodeURIComponent(name)}/test`),
   /** Checks a token without raising the token dialog. */
   checkToken: (token: string) =>
     request<JobPage>('GET', '/downloads?limit=1', { token, quiet401: true }),

@@ -33,3 +33,22 @@ export type ListQuery = NonNullable<paths['/downloads']['get']['parameters']['qu
 
 /** The actions of `POST /downloads/{jobId}/{action}`. */
 export type Action = 'cancel' | 'pause' | 'resume' | 'retry' | 'stop';
+
+export type Subscription = S['Subscription'];
+export type SubscriptionList = S['SubscriptionList'];
+/** The generated type makes the fields with a default required: they are optional to send. */
+type SubscriptionDefaults = 'maxItems' | 'backfill' | 'enabled';
+export type NewSubscription = Omit<S['NewSubscription'], SubscriptionDefaults> &
+  Partial<Pick<S['NewSubscription'], SubscriptionDefaults>>;
+export type SubscriptionPatch = S['SubscriptionPatch'];
+export type CheckRecord = S['CheckRecord'];
+export type CheckList = S['CheckList'];
+export type CookieFile = S['CookieFile'];
+export type CookieFileList = S['CookieFileList'];
+export type Delivery = S['Delivery'];
+export type DeliveryPage = S['DeliveryPage'];
+export type DeliveryStatus = S['DeliveryStatus'];
+export type NotifyEvent = S['NotifyEvent'];
+export type Target = S['Target'];
+export type TargetList = S['TargetList'];
+export type SubscriptionDeletedEvent = S['SubscriptionDeletedEvent'];

@@ -3,6 +3,7 @@ import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from '
 import type { Job } from '../api/types';
 import type { FilesState } from '../store/files';
 import type { ListState } from '../store/jobs';
+import type { ResourceState, ResourceStore } from '../store/resource';
 import { auth, files, store, sync, toasts } from './services';
 
 export function useJob(jobId: string): Job | undefined {
@@ -84,4 +85,12 @@ export function useOnceVisible<T extends Element>(onSeen: () => void, enabled = 
     };
   }, [enabled]);
   return ref;
+}
+
+/** A list beside the jobs, loaded when a component first reads it. */
+export function useResource<T>(resource: ResourceStore<T>): ResourceState<T> {
+  useEffect(() => {
+    void resource.ensure();
+  }, [resource]);
+  return useSyncExternalStore(resource.subscribe, resource.get);
 }

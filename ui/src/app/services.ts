@@ -1,9 +1,11 @@
 // The page's single instances, wired together.
 import { api, ApiError, getToken, setToken, setUnauthorizedHook } from '../api/client';
-import type { Action, Job } from '../api/types';
+import type { Action, CookieFile, CookieFileList, Delivery, Job, Subscription, Target } from '../api/types';
+import { removeSubscription, sortCookies, upsertDelivery, upsertSubscription } from '../lib/lists';
 import { Sync } from '../live/sync';
 import { FilesStore } from '../store/files';
 import { JobStore } from '../store/jobs';
+import { ResourceStore } from '../store/resource';
 import { ToastStore } from '../store/toasts';
 import { AuthStore } from './auth';
 
@@ -21,6 +23,32 @@ export const sync = new Sync({
   authBlocked: () => auth.waiting(),
 });
 
+// The lists beside the jobs: each loaded when first wanted, kept current by the socket.
+export const subscriptions = new ResourceStore<Subscription>(async () => (await api.subscriptions()).items);
+export const cookies = new ResourceStore<CookieFile>(async () => sortCookies((await api.cookies()).items));
+export const targets = new ResourceStore<Target>(async () => (await api.targets()).items);
+export const deliveries = new ResourceStore<Delivery>(async () => (await api.deliveries()).items);
+
+sync.on('subscription-update', (data) => {
+  const sub = data as Subscription;
+  if (sub && typeof sub.subscriptionId === 'string') subscriptions.update((l) => upsertSubscription(l, sub));
+});
+sync.on('subscription-deleted', (data) => {
+  const id = (data as { subscriptionId?: unknown } | null)?.subscriptionId;
+  if (typeof id === 'string') subscriptions.update((l) => removeSubscription(l, id));
+});
+sync.on('cookies-update', (data) => {
+  const list = data as CookieFileList | null;
+  if (list && Array.isArray(list.items)) cookies.update(() => sortCookies(list.items));
+});
+sync.on('notification-update', (data) => {
+  const d = data as Delivery;
+  if (d && typeof d.deliveryId === 'string') deliveries.update((l) => upsertDelivery(l, d));
+});
+sync.onLiveAgain(() => {
+  for (const r of [subscriptions, cookies, targets, deliveries]) r.refreshIfLoaded();
+});
+
 setUnauthorizedHook((error) => auth.require(getToken() ? 'wrong' : 'missing', error.message));
 
 /** A token was accepted: keep it and start over with it. */
@@ -29,6 +57,7 @@ export function acceptToken(token: string): void {
   auth.close();
   sync.reconnect();
   void sync.loadFirstPage();
+  for (const r of [subscriptions, cookies, targets, deliveries]) r.refreshIfLoaded();
 }
 
 export function forgetToken(): void {

@@ -7,23 +7,39 @@ export interface DeleteTarget {
   title: string;
 }
 
-export function DeleteDialog({ target, onClose }: { target: DeleteTarget; onClose: () => void }) {
+/** "Delete …?" with Keep (focused) and Delete: for jobs, subscriptions and cookie files. */
+export function ConfirmDelete({
+  title,
+  name,
+  consequence,
+  onConfirm,
+  onClose,
+}: {
+  title: string;
+  name: string;
+  consequence: string;
+  onConfirm: () => Promise<void>;
+  onClose: () => void;
+}) {
   const keep = useRef<HTMLButtonElement>(null);
   const [busy, setBusy] = useState(false);
   const confirm = async () => {
     setBusy(true);
-    await deleteJob(target.jobId);
-    onClose();
+    try {
+      await onConfirm();
+    } finally {
+      onClose();
+    }
   };
   return (
     <Modal
-      title="Delete job?"
+      title={title}
       onClose={onClose}
       initialFocus={keep}
       description={
         <>
-          <span className="block font-medium break-all text-zinc-800 dark:text-zinc-200">{target.title}</span>
-          <span className="mt-1 block">The job and its files are removed from the server. This cannot be undone.</span>
+          <span className="block font-medium break-all text-zinc-800 dark:text-zinc-200">{name}</span>
+          <span className="mt-1 block">{consequence}</span>
         </>
       }
     >
@@ -36,5 +52,17 @@ export function DeleteDialog({ target, onClose }: { target: DeleteTarget; onClos
         </button>
       </div>
     </Modal>
+  );
+}
+
+export function DeleteDialog({ target, onClose }: { target: DeleteTarget; onClose: () => void }) {
+  return (
+    <ConfirmDelete
+      title="Delete job?"
+      name={target.title}
+      consequence="The job and its files are removed from the server. This cannot be undone."
+      onConfirm={() => deleteJob(target.jobId)}
+      onClose={onClose}
+    />
   );
 }

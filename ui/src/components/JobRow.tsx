@@ -1,7 +1,8 @@
 import { memo, useState } from 'react';
 import type { Job } from '../api/types';
-import { useJob } from '../app/hooks';
-import { runAction } from '../app/services';
+import { useJob, useResource } from '../app/hooks';
+import { runAction, subscriptions } from '../app/services';
+import { subscriptionName } from '../lib/lists';
 import { actionsFor, type ActionButton, type ButtonName } from '../lib/actions';
 import { formatBytes, formatEta, formatPercent, formatSpeed, formatTime } from '../lib/format';
 import { StatusPill, TypeBadge } from './Badges';
@@ -58,6 +59,7 @@ export function JobCard({ job, onDelete, deferred = false }: { job: Job } & Omit
     <li
       className={`${deferred ? 'job-row-deferred' : ''} card flex flex-col p-4 sm:grid sm:grid-cols-[minmax(0,1fr)_auto] sm:gap-x-4`}
       aria-label={title}
+      id={`job-${job.jobId}`}
     >
       <div className="min-w-0">
         <div className="flex flex-wrap items-center gap-2">
@@ -76,6 +78,7 @@ export function JobCard({ job, onDelete, deferred = false }: { job: Job } & Omit
             {job.url}
           </p>
         )}
+        {job.subscriptionId && <FromSubscription id={job.subscriptionId} />}
       </div>
 
       {/* On a phone the buttons come last, under everything they act on. */}
@@ -112,6 +115,18 @@ export function JobCard({ job, onDelete, deferred = false }: { job: Job } & Omit
         {job.status === 'completed' && <FilesPanel jobId={job.jobId} />}
       </div>
     </li>
+  );
+}
+
+/** "Subscription: <name>" on the jobs a subscription's check created. */
+function FromSubscription({ id }: { id: string }) {
+  const list = useResource(subscriptions);
+  const sub = list.items.find((s) => s.subscriptionId === id);
+  const name = sub ? subscriptionName(sub) : list.availability === 'ready' ? 'deleted' : '…';
+  return (
+    <p className="mt-0.5 truncate text-xs text-zinc-500 dark:text-zinc-400">
+      Subscription: <a href="#subscriptions" className="font-medium text-indigo-600 hover:underline dark:text-indigo-400">{name}</a>
+    </p>
   );
 }
 

@@ -142,7 +142,8 @@ function InputField({
   );
 }
 
-export function YtdlpOptions({ id, options: o, errors, set }: OptionsProps) {
+/** `playlist: false` leaves out Playlist and Max items (a subscription has its own). */
+export function YtdlpOptions({ id, options: o, errors, set, playlist = true }: OptionsProps & { playlist?: boolean }) {
   return (
     <Group legend="Video site (yt-dlp)">
       <SelectField
@@ -189,7 +190,7 @@ export function YtdlpOptions({ id, options: o, errors, set }: OptionsProps) {
             />
           )}
         </div>
-        <div className="flex items-end gap-3">
+        {playlist && (<div className="flex items-end gap-3">
           <Check id={`${id}-playlist`} label="Playlist" checked={o.playlist} onChange={(v) => set('playlist', v)} />
           {o.playlist && (
             <InputField
@@ -204,7 +205,7 @@ export function YtdlpOptions({ id, options: o, errors, set }: OptionsProps) {
               onChange={(v) => set('maxItems', v)}
             />
           )}
-        </div>
+        </div>)}
       </div>
       {errors.maxItems && (
         <div className="sm:col-span-2 lg:col-span-3">

@@ -13,6 +13,7 @@ import {
   type OptionsState,
 } from '../lib/options';
 import { TypeBadge } from './Badges';
+import { CookiesField, NotifyField, useExtras } from './ExtraOptions';
 import { ensureDetection, looksLikeUrl, useDetections, type DetectState } from './detect';
 import { IconAlert, IconDownload } from './icons';
 import { FfmpegOptions, TwitterOptions, YtdlpOptions } from './OptionFields';
@@ -82,6 +83,10 @@ export function SubmitForm({ initialUrl, urlRef, onCreated }: Props) {
     { ytdlp: false, ffmpeg: false, twitterProfile: false },
   );
   const changed = JSON.stringify(options) !== JSON.stringify(DEFAULT_OPTIONS);
+  const extras = useExtras();
+  const showCookies =
+    extras.cookieNames.length > 0 && detections.some((d) => d.type === 'ytdlp' || d.type === 'twitter');
+  const showNotify = extras.jobTargets.length > 0 && detections.length > 0;
 
   const setOption = <K extends OptionField>(key: K, value: OptionsState[K]) => {
     setOptions((o) => ({ ...o, [key]: value }));
@@ -220,7 +225,7 @@ export function SubmitForm({ initialUrl, urlRef, onCreated }: Props) {
         </ul>
       )}
 
-      {(groups.ytdlp || groups.ffmpeg || groups.twitterProfile) && (
+      {(groups.ytdlp || groups.ffmpeg || groups.twitterProfile || showCookies || showNotify) && (
         <div ref={optionsRef} className="mt-4 border-t border-zinc-200 pt-4 dark:border-zinc-800">
           <div className="mb-3 flex items-center justify-between">
             <h2 className="text-sm font-semibold">Options</h2>
@@ -243,6 +248,18 @@ export function SubmitForm({ initialUrl, urlRef, onCreated }: Props) {
             {groups.ffmpeg && <FfmpegOptions id={id} options={options} set={setOption} />}
             {groups.twitterProfile && (
               <TwitterOptions id={id} options={options} errors={optionErrors} set={setOption} />
+            )}
+            {(showCookies || showNotify) && (
+              <div className="grid grid-cols-1 gap-3 sm:grid-cols-2 lg:grid-cols-3">
+                {showCookies && (
+                  <CookiesField id={id} names={extras.cookieNames} value={options.cookies} onChange={(v) => setOption('cookies', v)} />
+                )}
+                {showNotify && (
+                  <div className="sm:col-span-1 lg:col-span-2">
+                    <NotifyField id={id} targets={extras.jobTargets} value={options.notify} onChange={(v) => setOption('notify', v)} />
+                  </div>
+                )}
+              </div>
             )}
           </div>
           {optionsServerError && (

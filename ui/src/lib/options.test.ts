@@ -134,3 +134,22 @@ describe('optionGroups and parseLanguages', () => {
     expect(parseLanguages(' , ')).toEqual([]);
   });
 });
+
+describe('cookies and notify options', () => {
+  it('sends the cookies of yt-dlp and Twitter/X jobs only', () => {
+    expect(buildOptions('ytdlp', opts({ cookies: 'yt' }), ['format']).options).toEqual({ cookies: 'yt' });
+    expect(buildOptions('twitter', opts({ cookies: 'x' }), [], 'tweet').options).toEqual({ cookies: 'x' });
+    expect(buildOptions('aria2', opts({ cookies: 'yt' }), []).options).toEqual({});
+    expect(buildOptions('ffmpeg', opts({ cookies: 'yt' }), ['container']).options).toEqual({});
+  });
+
+  it('sends notify for every type, only when chosen (null: the defaults)', () => {
+    expect(buildOptions('aria2', opts({ notify: null }), []).options).toEqual({});
+    expect(buildOptions('aria2', opts({ notify: [] }), []).options).toEqual({ notify: [] });
+    expect(buildOptions('ffmpeg', opts({ notify: ['phone'] }), ['container']).options).toEqual({ notify: ['phone'] });
+    expect(buildBody('https://x/f.bin', detection({ type: 'aria2', options: [] }), opts({ notify: ['a'] })).body).toEqual({
+      url: 'https://x/f.bin',
+      options: { notify: ['a'] },
+    });
+  });
+});

@@ -19,6 +19,10 @@ export interface OptionsState {
   mediaType: '' | (typeof MEDIA_TYPES)[number];
   includeRetweets: boolean;
   maxTweets: string;
+  /** A stored cookie file's name (yt-dlp and Twitter/X jobs); "" for none. */
+  cookies: string;
+  /** The notification targets chosen; null for the configured defaults (nothing sent). */
+  notify: string[] | null;
 }
 
 export const DEFAULT_OPTIONS: OptionsState = {
@@ -33,6 +37,8 @@ export const DEFAULT_OPTIONS: OptionsState = {
   mediaType: '',
   includeRetweets: false,
   maxTweets: '',
+  cookies: '',
+  notify: null,
 };
 
 export type OptionField = keyof OptionsState;
@@ -123,6 +129,9 @@ export function buildOptions(
   }
   const allowed = new Set(accepts);
   for (const key of Object.keys(options)) if (!allowed.has(key)) delete options[key];
+  // Offered only when the server has the routes that list them (a newer server): sent as chosen.
+  if (state.cookies && (type === 'ytdlp' || type === 'twitter')) options.cookies = state.cookies;
+  if (state.notify !== null) options.notify = state.notify;
   return { options, errors };
 }
 

@@ -156,3 +156,49 @@ describe('Sync', () => {
     expect(sync.getState()).toBe('polling');
   });
 });
+
+describe('Sync, the events beside the jobs', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('passes subscription, cookies and notification events on, without a job id', () => {
+    const { socket, sync } = setup(() => ({ items: [], nextCursor: null }));
+    const got: [string, unknown][] = [];
+    for (const name of ['subscription-update', 'subscription-deleted', 'cookies-update', 'notification-update'] as const) {
+      sync.on(name, (data) => got.push([name, data]));
+    }
+    sync.start();
+    socket.fire('subscription-update', { subscriptionId: 's1' });
+    socket.fire('cookies-update', { items: [] });
+    socket.fire('subscription-deleted', { subscriptionId: 's1' });
+    socket.fire('notification-update', { deliveryId: 'd1' });
+    expect(got).toEqual([
+      ['subscription-update', { subscriptionId: 's1' }],
+      ['cookies-update', { items: [] }],
+      ['subscription-deleted', { subscriptionId: 's1' }],
+      ['notification-update', { deliveryId: 'd1' }],
+    ]);
+  });
+
+  it('says when the page is live again after the socket was lost (the lists reload)', async () => {
+    const { socket, sync } = setup(() => ({ items: [], nextCursor: null }));
+    const again = vi.fn();
+    const off = sync.onLiveAgain(again);
+    sync.start();
+    socket.fire('connect');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(again).toHaveBeenCalledTimes(1);
+    socket.fire('disconnect', 'transport close');
+    socket.fire('connect');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(again).toHaveBeenCalledTimes(2);
+    off();
+    socket.fire('disconnect', 'transport close');
+    socket.fire('connect');
+    expect(again).toHaveBeenCalledTimes(2);
+  });
+});

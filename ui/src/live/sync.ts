@@ -45,6 +45,14 @@ export interface SyncDeps {
 
 export const AUTH_MESSAGE = 'a valid API token is required';
 const EVENTS = ['progress', 'job-update', 'completed', 'failed'] as const;
+/** Events about other things than jobs, sent to clients following every job: passed on as they come. */
+export const OTHER_EVENTS = [
+  'subscription-update',
+  'subscription-deleted',
+  'cookies-update',
+  'notification-update',
+] as const;
+export type OtherEvent = (typeof OTHER_EVENTS)[number];
 
 function defaultSchedule(flush: () => void): void {
   // The next frame; a timer too, since a hidden tab gets no frames (events would pile up).
@@ -87,6 +95,8 @@ export class Sync {
   private refetch = new Set<string>();
   private firstPageSeq = 0;
   private stopped = false;
+  private otherListeners = new Map<OtherEvent, Set<(data: unknown) => void>>();
+  private liveAgainListeners = new Set<() => void>();
   private deps: Required<SyncDeps>;
 
   constructor(deps: SyncDeps) {
@@ -105,6 +115,21 @@ export class Sync {
     this.stateListeners.add(listener);
     return () => this.stateListeners.delete(listener);
   };
+
+  /** Listens to one of OTHER_EVENTS (whether the socket is up yet or not). */
+  on(event: OtherEvent, listener: (data: unknown) => void): () => void {
+    let set = this.otherListeners.get(event);
+    if (!set) this.otherListeners.set(event, (set = new Set()));
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  /** Called each time the page is live again after a (re)connection: what the socket
+   * missed meanwhile is lost, so the other lists reload then. */
+  onLiveAgain(listener: () => void): () => void {
+    this.liveAgainListeners.add(listener);
+    return () => this.liveAgainListeners.delete(listener);
+  }
 
   /** Connects the socket (once). */
   start(): void {
@@ -134,6 +159,11 @@ export class Sync {
     });
     for (const name of EVENTS) {
       socket.on(name, (data: unknown) => this.push({ kind: name, data } as LiveEvent));
+    }
+    for (const name of OTHER_EVENTS) {
+      socket.on(name, (data: unknown) => {
+        for (const l of [...(this.otherListeners.get(name) ?? [])]) l(data);
+      });
     }
     socket.connect();
   }
@@ -249,6 +279,7 @@ export class Sync {
     else this.stopPolling();
     if (startsResync(prev, next)) void this.resync();
     for (const l of [...this.stateListeners]) l();
+    if (next === 'resyncing') for (const l of [...this.liveAgainListeners]) l();
   }
 
   private async resync(): Promise<void> {
