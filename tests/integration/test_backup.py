@@ -17,6 +17,7 @@ import asyncpg
 from mediad import config as configuration
 from mediad.daemons import ManagedPostgres, find_postgres_bin_dir
 from mediad.service import Service
+from tests.integration.test_store import ALL_MIGRATIONS
 from tests.support.cli import clean_env, mediad
 from tests.support.harness import Api, Databases, RedisServer, eventually, make_config, shared_tmp
 from tests.support.harness import running_service as running
@@ -94,7 +95,7 @@ async def test_backup_and_restore_round_trip_with_tokens(
         dump = tmp_path / "mediad.dump"
         backup = await mediad("backup", str(dump), env=clean_env(DATABASE_URL=source.database.url))
         assert backup.code == 0, backup.err
-        assert "5 jobs, schema 002_instances" in backup.out
+        assert f"5 jobs, schema {ALL_MIGRATIONS[-1]}" in backup.out
         assert dump.stat().st_mode & 0o777 == 0o600
         assert dump.read_bytes()[:5] == b"PGDMP"  # pg_dump's custom format
 
@@ -102,7 +103,7 @@ async def test_backup_and_restore_round_trip_with_tokens(
     target_env = clean_env(DATABASE_URL=target_dsn)
     restored = await mediad("restore", str(dump), env=target_env)
     assert restored.code == 0, restored.err
-    assert "5 jobs, schema 002_instances" in restored.out
+    assert f"5 jobs, schema {ALL_MIGRATIONS[-1]}" in restored.out
     assert await _rows(target_dsn) == await _rows(source.database.url)
     # Not into a store with jobs, unless --force.
     again = await mediad("restore", str(dump), env=target_env)

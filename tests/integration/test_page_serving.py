@@ -147,7 +147,9 @@ async def test_detect(api: Api) -> None:
     status, body = await api.request(
         "GET", "/detect", params={"url": "https://a.example/live.m3u8"}
     )
-    assert body == {"type": "ffmpeg", "twitter": None, "options": ["container"], "blocked": None}
+    assert body == {
+        "type": "ffmpeg", "twitter": None, "options": ["container", "notify"], "blocked": None
+    }  # fmt: skip
     status, body = await api.request("GET", "/detect", params={"url": "https://a.example/f.iso"})
     assert body["type"] == "aria2" and body["options"] == []
     status, body = await api.request("GET", "/detect", params={"url": "http://10.1.2.3/v"})
