@@ -191,16 +191,8 @@ class Store:
         if search:
             args.append("%" + _escape_like(search) + "%")
             where.append(f"(url ILIKE ${len(args)} OR filename ILIKE ${len(args)})")
-        if after is not None:
-            args.extend(after)
-            where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
-        args.append(limit)
-        sql = "SELECT * FROM jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
         async with self._conn() as conn:
-            rows = await conn.fetch(sql, *args)
+            rows = await conn.fetch(*newest_first("jobs", where, args, limit, after))
         return [Job.from_row(r) for r in rows]
 
     async def mark_running(
@@ -397,6 +389,21 @@ def _budget_key(error_code: str) -> str:
     if error_code in states.JOB_TRANSIENT_ERRORS:
         return states.FAILURES_KEY
     return ""
+
+
+def newest_first(
+    table: str, where: list[str], args: list[Any], limit: int, after: tuple[datetime, UUID] | None
+) -> tuple[Any, ...]:
+    """A keyset page of ``table``, newest first: the SQL and its arguments, with ``where``
+    (conditions on ``args``' ``$n``) and the (created_at, id) of the previous page's last row."""
+    if after is not None:
+        args = [*args, *after]
+        where = [*where, f"(created_at, id) < (${len(args) - 1}, ${len(args)})"]
+    sql = f"SELECT * FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY created_at DESC, id DESC LIMIT ${len(args) + 1}"
+    return (sql, *args, limit)
 
 
 def _escape_like(text: str) -> str:

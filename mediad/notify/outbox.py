@@ -33,6 +33,7 @@ from mediad.config import Config
 from mediad.models import Job
 from mediad.notify import targets as t
 from mediad.notify.targets import NotifyTarget
+from mediad.store import newest_first
 
 log = logging.getLogger(__name__)
 
@@ -246,16 +247,8 @@ class Outbox:
         if statuses:
             args.append(list(statuses))
             where.append(f"status = ANY(${len(args)}::text[])")
-        if after is not None:
-            args.extend(after)
-            where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
-        args.append(limit)
-        sql = "SELECT * FROM notifications"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
         async with self._conn() as conn:
-            rows = await conn.fetch(sql, *args)
+            rows = await conn.fetch(*newest_first("notifications", where, args, limit, after))
         return [delivery_api(r) for r in rows]
 
     @asynccontextmanager

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mediad.cookies import JOB_COPY
 from mediad.errors import MediadError
 from mediad.worker import procs
 from mediad.worker.procs import ToolProcess
@@ -132,6 +133,17 @@ class JobContext:
     @property
     def data_dir(self) -> Path:
         return self.settings.data_dir / self.job_id
+
+    def cookie_copy(self) -> Path | None:
+        """The job's copy of the cookie file it names (``options.cookies``; the server put
+        it in the work folder at dispatch), or None when it names none."""
+        if not self.options.get("cookies"):
+            return None
+        path = self.work_dir / JOB_COPY
+        if not path.is_file():
+            name = self.options["cookies"]
+            raise JobFailed("cookies_missing", f"the cookie file {name} is missing")
+        return path
 
     def report(self, progress: Progress) -> None:
         """Pass progress on; a download that grows past ``max_job_bytes`` fails here, for

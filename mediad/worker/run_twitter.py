@@ -99,7 +99,7 @@ async def run(ctx: JobContext) -> list[Path]:
         for path in (cwd, out_dir):  # every attempt starts from nothing
             remove_tree(path)
             path.mkdir(parents=True)
-        login = install_cookies(ctx.settings.twitter_cookies, cwd, named_copy(ctx))
+        login = install_cookies(ctx.settings.twitter_cookies, cwd, ctx.cookie_copy())
         proxy = pick_proxy(ctx.settings.twitter_proxy, ctx.proxy_url)
         args = build_args((mode, name), ctx.options, out_dir, login=login, proxy=proxy)
         out, code = await _run_twmd(ctx, [twmd, *args], cwd, out_dir, limits)
@@ -238,17 +238,6 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         log.warning("%s=%r is not a positive number of seconds; using %g", name, raw, default)
         return default
     return value
-
-
-def named_copy(ctx: JobContext) -> Path | None:
-    """The job's copy of the cookie file it names (``options.cookies``; the server put it
-    in the work folder), or None."""
-    if not ctx.options.get("cookies"):
-        return None
-    path = ctx.work_dir / cookies.JOB_COPY
-    if not path.is_file():
-        raise JobFailed("cookies_missing", f"the cookie file {ctx.options['cookies']} is missing")
-    return path
 
 
 def install_cookies(source: str | None, cwd: Path, named: Path | None = None) -> bool:

@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mediad import cookies
 from mediad.worker.forkserver import ForkServerLost
 from mediad.worker.jobs import JobContext, JobFailed
 from mediad.worker.procs import ToolProcess
@@ -201,7 +200,7 @@ async def run(ctx: JobContext) -> list[Path]:
         ctx.settings.max_job_bytes,
         ctx.proxy_url,
         rate_limit=ctx.settings.rate_limit,
-        cookies=cookie_copy(ctx),
+        cookies=ctx.cookie_copy(),
     )
     proc = await start(ctx, args)
     parser = YtdlpParser()
@@ -232,17 +231,6 @@ async def run(ctx: JobContext) -> list[Path]:
     if not found:
         raise JobFailed("tool_failed", "yt-dlp finished but reported no file")
     return found + subtitles_of(found)
-
-
-def cookie_copy(ctx: JobContext) -> Path | None:
-    """The job's copy of its named cookie file (the server put it in the work folder),
-    or None when it names none."""
-    if not ctx.options.get("cookies"):
-        return None
-    path = ctx.work_dir / cookies.JOB_COPY
-    if not path.is_file():
-        raise JobFailed("cookies_missing", f"the cookie file {ctx.options['cookies']} is missing")
-    return path
 
 
 def title_of(job_id: str) -> str:
