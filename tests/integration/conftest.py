@@ -69,8 +69,14 @@ async def shared_service(databases: Databases, redis_server: RedisServer) -> Asy
 
 
 @pytest.fixture
-async def api(shared_service: Service) -> AsyncIterator[Api]:
-    client = Api(shared_service.base_url)
+def service(shared_service: Service) -> Service:
+    """The service ``api`` talks to: the shared one, unless a module defines its own."""
+    return shared_service
+
+
+@pytest.fixture
+async def api(service: Service) -> AsyncIterator[Api]:
+    client = Api(service.base_url)
     yield client
     await client.close()
 

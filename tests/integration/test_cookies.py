@@ -43,13 +43,6 @@ async def service(new_module_config: Any) -> AsyncIterator[Service]:
         yield svc
 
 
-@pytest.fixture
-async def api(service: Service) -> AsyncIterator[Api]:
-    client = Api(service.base_url)
-    yield client
-    await client.close()
-
-
 @pytest.fixture(scope="module")
 def private_video(media_server: MediaServer) -> tuple[str, str, bytes]:
     """A video behind a login: (its URL, the cookie value it needs, its bytes)."""

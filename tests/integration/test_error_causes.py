@@ -81,13 +81,6 @@ async def service(new_module_config: Any, twmd_wrapper: Path) -> AsyncIterator[S
             yield service
 
 
-@pytest.fixture
-async def api(service: Service) -> AsyncIterator[Api]:
-    client = Api(service.base_url)
-    yield client
-    await client.close()
-
-
 async def failed(api: Api, url: str, job_type: str) -> dict[str, Any]:
     created = await api.submit(url, type=job_type)
     job = await api.wait_status(created["jobId"], "failed", "completed", timeout_s=75)

@@ -51,13 +51,6 @@ async def service(new_module_config: Any, receiver: Receiver) -> AsyncIterator[S
         yield s
 
 
-@pytest.fixture
-async def api(service: Service) -> AsyncIterator[Api]:
-    client = Api(service.base_url)
-    yield client
-    await client.close()
-
-
 async def deliveries(api: Api, job_id: str | None = None, **query: str) -> list[dict[str, Any]]:
     status, body = await api.request("GET", "/notifications", params={"limit": "200", **query})
     assert status == 200, body

@@ -34,13 +34,6 @@ async def service(new_module_config: Any) -> AsyncIterator[Service]:
         yield svc
 
 
-@pytest.fixture
-async def api(service: Service) -> AsyncIterator[Api]:
-    client = Api(service.base_url)
-    yield client
-    await client.close()
-
-
 @pytest.mark.parametrize("job_type", ["ytdlp", "aria2"])
 async def test_each_job_is_held_to_its_share(
     service: Service, api: Api, media_server: MediaServer, job_type: str

@@ -84,13 +84,6 @@ async def service(new_module_config: Any) -> AsyncIterator[Service]:
         yield service
 
 
-@pytest.fixture
-async def api(service: Service) -> AsyncIterator[Api]:
-    client = Api(service.base_url)
-    yield client
-    await client.close()
-
-
 async def test_checks_create_jobs_for_new_entries_only(
     api: Api, service: Service, media_server: MediaServer
 ) -> None:

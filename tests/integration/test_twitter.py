@@ -82,13 +82,6 @@ async def service(
                 os.environ[name] = value
 
 
-@pytest.fixture
-async def api(service: Service) -> AsyncIterator[Api]:
-    client = Api(service.base_url)
-    yield client
-    await client.close()
-
-
 async def finish(api: Api, job_id: str, timeout_s: float = 20) -> dict[str, Any]:
     return await api.wait_status(job_id, "completed", "failed", "cancelled", timeout_s=timeout_s)
 
