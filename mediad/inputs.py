@@ -233,10 +233,11 @@ class ListQuery:
     search: str | None = None  # a case-insensitive part of the URL or the file name
     limit: int = 50
     after: tuple[datetime, UUID] | None = None
+    subscription: UUID | None = None  # only the jobs this subscription's checks created
 
 
 def parse_list_query(query: Any) -> ListQuery:
-    unknown = set(query) - {"status", "limit", "cursor", "q"}
+    unknown = set(query) - {"status", "limit", "cursor", "q", "subscription"}
     if unknown:
         raise BadRequest(f"unknown parameter(s): {', '.join(sorted(unknown))}", code="bad_query")
     limit = 50
@@ -250,7 +251,17 @@ def parse_list_query(query: Any) -> ListQuery:
         search=_search(query.get("q") or ""),
         limit=limit,
         after=decode_cursor(query["cursor"]) if query.get("cursor") else None,
+        subscription=_uuid(query["subscription"], "subscription")
+        if "subscription" in query
+        else None,
     )
+
+
+def _uuid(text: str, name: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise BadRequest(f"{name} must be a UUID", code="bad_query") from None
 
 
 def _statuses(text: str) -> tuple[Status, ...] | None:

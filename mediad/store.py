@@ -180,6 +180,7 @@ class Store:
         search: str | None = None,
         limit: int,
         after: tuple[datetime, UUID] | None = None,
+        subscription: UUID | None = None,
     ) -> list[Job]:
         """Newest first; ``after`` is the (created_at, id) of the last job of the previous page.
         ``search`` matches a part of the URL or the file name, ignoring case."""
@@ -191,6 +192,9 @@ class Store:
         if search:
             args.append("%" + _escape_like(search) + "%")
             where.append(f"(url ILIKE ${len(args)} OR filename ILIKE ${len(args)})")
+        if subscription is not None:
+            args.append(subscription)
+            where.append(f"subscription_id = ${len(args)}")
         async with self._conn() as conn:
             rows = await conn.fetch(*newest_first("jobs", where, args, limit, after))
         return [Job.from_row(r) for r in rows]

@@ -303,7 +303,11 @@ async def list_downloads(request: web.Request) -> web.Response:
     query = inputs.parse_list_query(request.query)
     dispatcher = request.app[DISPATCHER]
     jobs = await request.app[STORE].list_jobs(
-        statuses=query.statuses, search=query.search, limit=query.limit + 1, after=query.after
+        statuses=query.statuses,
+        search=query.search,
+        limit=query.limit + 1,
+        after=query.after,
+        subscription=query.subscription,
     )
     limit = query.limit
     page, more = jobs[:limit], len(jobs) > limit

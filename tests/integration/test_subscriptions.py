@@ -58,9 +58,15 @@ async def finished(api: Api, sub_id: str, *, timeout_s: float = 60) -> dict[str,
 
 
 async def jobs_of(api: Api, sub_id: str) -> list[dict[str, Any]]:
+    """The subscription's jobs, by ``GET /downloads?subscription=`` — the same as picking
+    them out of the whole list."""
     status, page = await api.request("GET", "/downloads", params={"limit": 200})
     assert status == 200
-    return [j for j in page["items"] if j["subscriptionId"] == sub_id]
+    mine = [j for j in page["items"] if j["subscriptionId"] == sub_id]
+    query = {"limit": 200, "subscription": sub_id}
+    status, filtered = await api.request("GET", "/downloads", params=query)
+    assert status == 200 and filtered["items"] == mine
+    return mine
 
 
 async def duplicates(dsn: str) -> int:

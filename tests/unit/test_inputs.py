@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID, uuid4
@@ -394,6 +395,14 @@ def test_limit(text: str, limit: int) -> None:
 )
 def test_bad_limit(text: str) -> None:
     assert bad_request(parse_list_query, {"limit": text}).code == "bad_query"
+
+
+def test_list_query_subscription() -> None:
+    sub = uuid.uuid4()
+    assert parse_list_query({"subscription": str(sub)}).subscription == sub
+    assert parse_list_query({}).subscription is None
+    for bad in ("", "nope", str(sub)[:-1]):
+        assert bad_request(parse_list_query, {"subscription": bad}).code == "bad_query"
 
 
 @pytest.mark.parametrize("query", [{"page": "2"}, {"offset": "0"}, {"Status": "queued"}])
