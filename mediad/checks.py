@@ -135,7 +135,9 @@ class Checks:
             return None
         key = str(claimed.check_id)
         self._listed[key] = (claimed.max_items, None, [])
-        return wire.ListingStart(key, claimed.attempt, claimed.url, claimed.type, claimed.max_items)
+        return wire.ListingStart(
+            key, claimed.attempt, claimed.url, claimed.type, claimed.max_items, claimed.cookies
+        )
 
     def collect(self, a: Attempt, ev: wire.ListedEvent) -> bool:
         """Keep a ``listed`` message's entries (up to ``maxItems``); True on the last."""

@@ -274,7 +274,8 @@ class Dispatcher:
         if not self.roster.bind(a):  # it left while we wrote the row
             await self.outcomes.lost(a, "worker_crashed", "the worker left before the job started")
             return
-        if not await self._stage_cookies(a, job):
+        name = job.options.get("cookies")
+        if isinstance(name, str) and not await self._stage_cookies(a, name):
             return
         log.info(
             "job started on %s (attempt %d)", worker.worker_id, a.attempt,
@@ -303,16 +304,15 @@ class Dispatcher:
                 a, "worker_crashed", "the worker left before the check started"
             )
             return
+        if start.cookies is not None and not await self._stage_cookies(a, start.cookies):
+            return
         log.info("check started on %s", worker.worker_id, extra={"jobId": start.check_id})
         await self.channel.listing(worker.sid, start)
 
-    async def _stage_cookies(self, a: Attempt, job: Job) -> bool:
-        """A job naming a cookie file gets a private copy in its work folder (shared with
-        every worker, remote ones too), removed when the attempt ends. False when the
-        file was removed after the job was queued: the job failed (``cookies_missing``)."""
-        name = job.options.get("cookies")
-        if not isinstance(name, str):
-            return True
+    async def _stage_cookies(self, a: Attempt, name: str) -> bool:
+        """A job (or a check) naming a cookie file gets a private copy in its work folder
+        (shared with every worker, remote ones too), removed when the attempt ends. False
+        when the file was removed after it was queued: it failed (``cookies_missing``)."""
         work_dir = Path(self.config.storage.tmp_dir) / a.job_id
         self.outcomes.cookie_copies.add(a.job_id)
         try:

@@ -122,6 +122,7 @@ class Claimed:
     url: str
     type: str
     max_items: int
+    cookies: str | None = None  # the cookie file its options name, for the listing too
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,12 +269,14 @@ class SubsStore:
                 " worker_id = $2, instance_id = $3, started_at = now(), error_code = NULL,"
                 " error_message = NULL FROM subscriptions s WHERE c.id = $1"
                 " AND c.status = 'queued' AND s.id = c.subscription_id"
-                " RETURNING c.attempts, s.url, s.type, s.max_items",
+                " RETURNING c.attempts, s.url, s.type, s.max_items, s.options->>'cookies' AS cookies",
                 check_id, worker_id, instance_id,
             )  # fmt: skip
         if row is None:
             return None
-        return Claimed(check_id, row["attempts"], row["url"], row["type"], row["max_items"])
+        return Claimed(
+            check_id, row["attempts"], row["url"], row["type"], row["max_items"], row["cookies"]
+        )
 
     async def finish_ok(self, check_id: UUID, attempt: int, title: str | None,
                         entries: list[wire.ListedEntry], jitter: float) -> Finished | None:  # fmt: skip

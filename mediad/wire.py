@@ -204,6 +204,9 @@ class ListingStart:
     url: str
     type: str
     max_items: int
+    # The cookie file the subscription's options name (a members-only playlist): the
+    # server put a copy in the check's work folder, as for a job.
+    cookies: str | None = None
 
     def encode(self) -> dict[str, Any]:
         return {
@@ -212,6 +215,7 @@ class ListingStart:
             "url": self.url,
             "type": self.type,
             "maxItems": self.max_items,
+            "cookies": self.cookies,
         }
 
 
@@ -276,7 +280,11 @@ def parse_listing_start(data: Any) -> ListingStart:
         raise InvalidEvent(f"type must be one of {sorted(JOB_TYPES)}")
     if type(max_items) is not int or not 1 <= max_items <= MAX_LISTING_ITEMS:
         raise InvalidEvent(f"maxItems must be a whole number from 1 to {MAX_LISTING_ITEMS}")
-    return ListingStart(job_id(d.get("checkId")), _attempt(d.get("attempt")), url, kind, max_items)
+    cookies = d.get("cookies")
+    if cookies is not None and not (isinstance(cookies, str) and 0 < len(cookies) <= 64):
+        raise InvalidEvent("cookies must be null or a cookie file's name")
+    check_id, attempt = job_id(d.get("checkId")), _attempt(d.get("attempt"))
+    return ListingStart(check_id, attempt, url, kind, max_items, cookies)
 
 
 def parse_listed(data: Any) -> ListedEvent:

@@ -219,7 +219,7 @@ class Worker:
             attempt=start.attempt,
             url=start.url,
             type="listing",
-            options={"maxItems": start.max_items},
+            options={"maxItems": start.max_items, "cookies": start.cookies},
             settings=self.settings,
             emitter=ProgressEmitter(no_progress, self.settings.progress_hz),
             proxy_url=self.egress.url,

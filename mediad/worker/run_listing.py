@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,7 +32,9 @@ class Listing:
     skipped: int = 0  # lines that named no usable entry
 
 
-def build_args(url: str, max_items: int, proxy: str | None) -> list[str]:
+def build_args(
+    url: str, max_items: int, proxy: str | None, cookies: Path | None = None
+) -> list[str]:
     args = [
         "--ignore-config",
         "--no-plugin-dirs",
@@ -45,6 +48,8 @@ def build_args(url: str, max_items: int, proxy: str | None) -> list[str]:
     ]  # fmt: skip
     if proxy:
         args += ["--proxy", proxy]  # the egress guard: every connection is checked there
+    if cookies is not None:
+        args += ["--cookies", str(cookies)]  # the check's private copy (a members-only list)
     return [*args, "--", url]
 
 
@@ -123,7 +128,8 @@ def parse_line(line: str, listing: Listing) -> bool:
 
 
 async def run(ctx: JobContext, max_items: int) -> Listing:
-    proc = await run_ytdlp.start(ctx, build_args(ctx.url, max_items, ctx.proxy_url))
+    args = build_args(ctx.url, max_items, ctx.proxy_url, ctx.cookie_copy())
+    proc = await run_ytdlp.start(ctx, args)
     parser = YtdlpParser()
     listing = Listing()
     try:

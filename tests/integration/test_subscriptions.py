@@ -7,8 +7,10 @@ import asyncio
 import itertools
 import os
 import signal
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -310,3 +312,36 @@ async def test_one_check_of_a_200_item_playlist(
         print(
             f"\n200-item check: {wall:.2f} s from POST to end, {own.total_seconds():.2f} s running"
         )
+
+
+async def test_a_members_only_feed_is_listed_with_the_subscriptions_cookie_file(
+    api: Api, service: Service, media_server: MediaServer
+) -> None:
+    """The cookie file a subscription's options name serves its listing too (a private
+    playlist), through a private copy that is gone when the check ends."""
+    from tests.integration.test_cookies import HEADERS, cookies_txt
+
+    name, url = new_feed(media_server, 2)
+    value = f"member-{uuid.uuid4().hex}"
+    media_server.require_cookie(name, f"session={value}")
+    put = await api.request("PUT", "/cookies/members", data=cookies_txt(value), headers=HEADERS)
+    assert put[0] == 201, put
+    bare = await subscribe(api, url)
+    refused = await check(api, bare["subscriptionId"])
+    assert (refused["status"], refused["errorCode"]) == ("failed", "http_error"), refused
+
+    sub = await subscribe(api, url, options={"cookies": "members"})
+    listed = await check(api, sub["subscriptionId"])
+    assert (listed["status"], listed["found"], listed["created"]) == ("ok", 2, 2), listed
+    assert not (Path(service.config.storage.tmp_dir) / listed["checkId"]).exists()
+    for job in await jobs_of(api, sub["subscriptionId"]):
+        assert job["options"]["cookies"] == "members"
+        await api.wait_status(job["jobId"], "completed")
+
+    body = {"url": url, "intervalS": 3600, "options": {"cookies": "nobody"}}
+    status, answer = await api.request("POST", "/subscriptions", json=body)
+    assert (status, answer["error"]["code"]) == (400, "unknown_cookies"), answer
+    status, answer = await api.request(
+        "PATCH", f"/subscriptions/{sub['subscriptionId']}", json={"options": {"notify": ["x"]}}
+    )
+    assert (status, answer["error"]["code"]) == (400, "unknown_target"), answer

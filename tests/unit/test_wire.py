@@ -526,6 +526,7 @@ def test_listed_parses_to_its_entries() -> None:
     "message",
     [
         wire.ListingStart(CHECK, 2, "https://y.example/@c/videos", "ytdlp", 100),
+        wire.ListingStart(CHECK, 1, "https://y.example/@c/videos", "ytdlp", 5, "members"),
         wire.ListedEvent(
             CHECK,
             1,
@@ -650,6 +651,9 @@ def test_listed_must_be_an_object(payload: Any) -> None:
         ({"url": ""}, "url"),
         ({"url": "x" * (wire.MAX_URL + 1)}, "url"),
         ({"checkId": "nope"}, "jobId"),
+        ({"cookies": ""}, "cookies"),
+        ({"cookies": 1}, "cookies"),
+        ({"cookies": "x" * 65}, "cookies"),
     ],
 )
 def test_a_bad_listing_start_is_refused(changes: dict[str, Any], says: str) -> None:
