@@ -151,7 +151,7 @@ async def test_detect(api: Api) -> None:
         "type": "ffmpeg", "twitter": None, "options": ["container", "notify"], "blocked": None
     }  # fmt: skip
     status, body = await api.request("GET", "/detect", params={"url": "https://a.example/f.iso"})
-    assert body["type"] == "aria2" and body["options"] == []
+    assert body["type"] == "aria2" and body["options"] == ["notify"]
     status, body = await api.request("GET", "/detect", params={"url": "http://10.1.2.3/v"})
     assert body["type"] == "ytdlp" and "private" in body["blocked"]
     status, body = await api.request("GET", "/detect", params={"url": "ftp://a.example/f"})

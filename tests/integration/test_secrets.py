@@ -118,8 +118,9 @@ def test_check_config_hides_every_credential_and_secret_key(tmp_path: Path) -> N
         "server:\n  cors_origins: ['https://viewer:CORSPASS-s3cr3t@app.example']\n"
         "tools:\n  twmd: /opt/twmd\n"
         "notify:\n"
-        "  - {name: chat, url: 'https://chat.example/api/webhooks/123/HOOKPATH-s3cr3t'}\n"
-        "  - {name: phone, apprise: 'tgram://BOTTOKEN-s3cr3t/12345', secret: SIGN-s3cr3t}\n"
+        "  - {name: chat, url: 'https://chat.example/api/webhooks/123/HOOKPATH-s3cr3t',"
+        " secret: SIGN-s3cr3t}\n"
+        "  - {name: phone, apprise: 'tgram://BOTTOKEN-s3cr3t/12345'}\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
     secrets = {
@@ -148,7 +149,8 @@ def test_check_config_hides_every_credential_and_secret_key(tmp_path: Path) -> N
         "https://chat.example/***",
     ):
         assert visible in printed, printed
-    assert printed.count("<set>") == 2  # server.api_tokens, workers.token
+    # server.api_tokens, workers.token, the webhook's secret, the Apprise URL
+    assert printed.count("<set>") == 4
 
 
 # --- 2 and 3: the environments of every child ------------------------------------------
