@@ -34,6 +34,7 @@ from mediad.outcomes import Outcomes
 from mediad.ports import Publisher, WorkerChannel
 from mediad.queue import Queue
 from mediad.store import Store
+from mediad.tasks import cancel_all
 
 if TYPE_CHECKING:
     from mediad.checks import Checks
@@ -128,9 +129,7 @@ class Dispatcher:
     async def stop(self) -> None:
         self._stopping = True
         self.changed.set()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(list(self._tasks), "the dispatcher")
         if self.leases is not None:
             with contextlib.suppress(QueueUnavailable):
                 await self.leases.leave(self.held_slots())

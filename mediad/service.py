@@ -46,6 +46,7 @@ from mediad.notify.sender import Sender
 from mediad.queue import Queue
 from mediad.store import Store
 from mediad.supervisor import Supervisor, worker_settings
+from mediad.tasks import cancel_all
 from mediad.upkeep import Upkeep
 
 log = logging.getLogger(__name__)
@@ -324,10 +325,7 @@ class Service:
                     log.info("requeued %d running jobs for the next start", requeued)
             except MediadError as exc:
                 log.warning("could not requeue running jobs: %s", exc)
-        for task in self._tasks:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks, "the service")
         await self._stack.aclose()
         log.info("stopped")
 

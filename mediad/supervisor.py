@@ -23,6 +23,7 @@ from mediad.auth import WorkerTokens
 from mediad.backoff import restart_backoff
 from mediad.config import Config
 from mediad.secrecy import worker_environment
+from mediad.tasks import cancel_all
 from mediad.worker.settings import WorkerSettings, hand_over
 
 log = logging.getLogger(__name__)
@@ -174,9 +175,7 @@ class Supervisor:
             log.warning("workers did not stop within %.0fs; killing them", timeout_s)
         for proc in procs:
             _signal_group(proc, signal.SIGKILL)  # anything the workers left behind in their group
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks, "the supervisor")
 
 
 def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:

@@ -25,6 +25,7 @@ from mediad.attempts import Attempt
 from mediad.dispatcher import Dispatcher
 from mediad.errors import QueueUnavailable, StoreUnavailable
 from mediad.store import ProgressRow
+from mediad.tasks import swallowed_cancel
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,8 @@ class Upkeep:
                 await self.requeue_dead(time.monotonic())
                 failing = False
             except (QueueUnavailable, StoreUnavailable) as exc:
+                if swallowed_cancel():  # a client library's error in place of our cancel
+                    raise asyncio.CancelledError from exc
                 if not failing:
                     log.warning("could not renew this instance's leases: %s", exc)
                 failing = True
