@@ -7,10 +7,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mediad.parent_death import die_with_parent
 from mediad.worker.forkserver import ForkServerLost
 from mediad.worker.jobs import JobContext, JobFailed
 from mediad.worker.procs import ToolProcess
@@ -84,7 +87,8 @@ def _warm_up(ffmpeg: str | None) -> None:
             ie.suitable(_WARM_URL)
     getattr(GenericIE, "real_class", None)  # with lazy extractors: import the real one
     _remember_extractor_selection()
-    _build_ahead()
+    _prebuild_default_extractors()
+    _skip_empty_prints()
     unified_timestamp(_WARM_DATE)
     unified_strdate(_WARM_DATE)
     token = FFmpegPostProcessor._ffmpeg_location.set(ffmpeg)
@@ -93,6 +97,11 @@ def _warm_up(ffmpeg: str | None) -> None:
         _ = probe._version, probe._probe_version
     finally:
         FFmpegPostProcessor._ffmpeg_location.reset(token)
+    try:
+        warm_job(ffmpeg)
+    except Exception:  # as above: each child does the work instead
+        log.warning("the yt-dlp warm-up job failed; each job does it again", exc_info=True)
+    _build_ahead()  # after the warm-up job, which would take what is built ahead
 
 
 def _remember_extractor_selection() -> None:
@@ -137,6 +146,208 @@ def _remember_extractor_selection() -> None:
     all_ies["end"] = UnsupportedURLIE()
     names = {"all": list(all_ies), "default": [n for n, ie in all_ies.items() if ie._ENABLED]}
     remembered(["default"], names, use_regex=True)
+
+
+class WarmUpTimeout(BaseException):
+    """The warm-up job took too long (a BaseException: yt-dlp retries on Exceptions)."""
+
+
+WARM_UP_TIMEOUT_S = 15
+
+
+def warm_job(ffmpeg: str | None) -> bool:
+    """Run one whole job here, in the fork server, before any real one: yt-dlp's command
+    line with mediad's own arguments downloads 1 KiB from a loopback responder forked for
+    it (also its proxy, as the egress guard is a job's). What this leaves behind is what
+    every job needs and would otherwise make again in its own child: the modules a
+    download imports (the HTTP downloader, requests, urllib3), the ~60 regular expressions
+    a job compiles (the option templates, the format selector, the generic extractor)
+    in ``re``'s cache. Nothing in it comes from a job: the URL, the folder and the
+    options are mediad's, the folder is removed, and yt-dlp's process-wide values that
+    its command line sets (``IN_CLI``, the plugin folders, the ffmpeg location, the
+    process name) are put back. False (logged) if it did not complete: jobs then do that
+    work themselves."""
+    import contextvars
+    import signal
+    import tempfile
+
+    from yt_dlp import globals as yt_globals
+
+    server = _warm_responder()
+    port = server.server_address[1]
+    pid = os.fork()
+    if pid == 0:  # the responder: a few requests, then gone (also with its parent)
+        try:
+            die_with_parent(signal.SIGKILL)
+            for _ in range(8):
+                server.handle_request()
+        finally:
+            os._exit(0)
+    server.server_close()
+    saved = (yt_globals.IN_CLI.value, yt_globals.plugin_dirs.value)
+    comm = Path("/proc/self/comm").read_text().rstrip("\n")
+
+    def expired(*_: object) -> None:
+        raise WarmUpTimeout
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, WARM_UP_TIMEOUT_S)
+    code: object = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="mediad-warm-up-") as folder:
+            url = f"http://127.0.0.1:{port}/mediad-warm-up.mp4"
+            proxy = f"http://127.0.0.1:{port}"
+            args = build_args(url, {}, Path(folder), ffmpeg, proxy=proxy)
+            with _output_discarded():
+                code = contextvars.copy_context().run(_exit_code, args)
+    except WarmUpTimeout:
+        code = "timed out"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        yt_globals.IN_CLI.value, yt_globals.plugin_dirs.value = saved
+        _set_comm(comm)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    if code != 0:
+        log.warning("the yt-dlp warm-up job did not complete (%s); each job does it again", code)
+    return code == 0
+
+
+def _exit_code(args: list[str]) -> object:
+    try:
+        _entry(args)
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
+
+
+@contextlib.contextmanager
+def _output_discarded() -> Iterator[None]:
+    """File descriptors 1 and 2 to /dev/null (yt-dlp writes to sys.stdout's descriptor)."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = os.dup(1), os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (null, *saved):
+            os.close(fd)
+
+
+def _set_comm(name: str) -> None:
+    with contextlib.suppress(OSError):
+        Path("/proc/self/comm").write_text(name)
+
+
+def _warm_responder() -> Any:
+    """A loopback HTTP server answering every GET with 1 KiB of "video/mp4"."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    body = bytes(1024)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Last-Modified", _WARM_DATE)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    server.timeout = WARM_UP_TIMEOUT_S
+    return server
+
+
+def _prebuild_default_extractors() -> None:
+    """Each ``YoutubeDL`` fills its extractor table (``_ies``: ~1,900 classes by key, in
+    order) through a dict of every class by name, the selection and a call per class:
+    ~8 ms of a ~40 ms job in a child. For the default selection the table is always the
+    same: work it out here once with yt-dlp's own method and give each ``YoutubeDL`` a
+    copy (an extractor instance in it, if a yt-dlp ever puts one there, made afresh for
+    each at its place). Anything else (``allowed_extractors``, plugins, another registry)
+    takes the original."""
+    from yt_dlp import YoutubeDL
+    from yt_dlp import globals as yt_globals
+
+    original = YoutubeDL.add_default_info_extractors
+    if getattr(original, "__wrapped__", None) is not None:
+        return
+    registry = yt_globals.extractors.value
+    size = len(registry)
+    probe = YoutubeDL.__new__(YoutubeDL)
+    probe.params, probe._ies, probe._ies_instances = {}, {}, {}
+    probe.write_debug = lambda *_: None  # a bare probe: nothing to print
+    original(probe)
+    # Runs of classes, each followed by the class of an instance to make (or None).
+    table: list[tuple[dict[str, Any], Any]] = [({}, None)]
+    for key, ie in probe._ies.items():
+        if isinstance(ie, type):
+            table[-1][0][key] = ie
+        else:
+            table[-1] = (table[-1][0], type(ie))
+            table.append(({}, None))
+    count = len(probe._ies)
+
+    def add_default_info_extractors(self: Any) -> None:
+        if (
+            self.params.get("allowed_extractors", ["default"]) != ["default"]
+            or yt_globals.extractors.value is not registry
+            or len(registry) != size
+            or yt_globals.plugin_ies.value
+        ):
+            original(self)
+            return
+        for classes, instance_class in table:
+            self._ies.update(classes)
+            if instance_class is not None:
+                self.add_info_extractor(instance_class())
+        self.write_debug(f"Loaded {count} extractors")
+
+    add_default_info_extractors.__wrapped__ = original  # type: ignore[attr-defined]  # marks the original for the tests
+    YoutubeDL.add_default_info_extractors = (
+        add_default_info_extractors  # yt-dlp internal, replaced on purpose
+    )
+
+
+def _skip_empty_prints() -> None:
+    """yt-dlp renders a job's file name and four tables at each of its stages
+    (``run_all_pps`` → ``_forceprint``) only to print the templates of that stage: skip
+    that when the stage has none (only ``after_move`` has one of ours). The ``video``
+    stage, whose result is used, is left as it is."""
+    from yt_dlp import YoutubeDL
+
+    original = YoutubeDL._forceprint
+    if getattr(original, "__wrapped__", None) is not None:
+        return
+
+    def forceprint(self: Any, key: str, info_dict: Any) -> Any:
+        if (
+            key != "video"
+            and not self.params["forceprint"].get(key)
+            and not self.params["print_to_file"].get(key)
+        ):
+            return None
+        return original(self, key, info_dict)
+
+    forceprint.__wrapped__ = original  # type: ignore[attr-defined]  # marks the original for the tests
+    YoutubeDL._forceprint = forceprint  # yt-dlp internal, replaced on purpose
 
 
 def build_args(

@@ -70,8 +70,13 @@ def _ratio(ours: float, base: float) -> str:
 
 
 async def _through_mediad(serve: Serve, urls: list[str], job_type: str) -> float:
-    """Post every URL at once; jobs/s from the first POST to the last completed."""
-    async with aiohttp.ClientSession(serve.base) as http:
+    """Post every URL at once; jobs/s from the first POST to the last ``completed``, followed
+    as the page follows jobs (a Socket.IO client on /jobs subscribed to all of them: polling
+    the list would load the server more than the jobs do)."""
+    from tests.support.jobs_client import JobsClient
+
+    async with aiohttp.ClientSession(serve.base) as http, JobsClient(serve.base) as client:
+        await client.subscribe(all=True)
         started = time.perf_counter()
         ids = []
         for url in urls:
@@ -81,26 +86,82 @@ async def _through_mediad(serve: Serve, urls: list[str], job_type: str) -> float
                     raise RuntimeError(f"POST /downloads: {r.status} {body}")
                 ids.append(body["jobId"])
         pending = set(ids)
+        seen = 0
         deadline = started + 300
         while pending:
-            async with http.get(
-                "/downloads", params={"status": "completed,failed", "limit": "200"}
-            ) as r:
-                items = (await r.json())["items"]
-            for item in items:
-                if item["jobId"] in pending:
-                    if item["status"] == "failed":
-                        raise RuntimeError(
-                            f"job failed: {item['errorCode']}: {item['errorMessage']}"
-                        )
-                    pending.discard(item["jobId"])
+            for name, data in client.events[seen:]:
+                if name == "failed" and data["jobId"] in pending:
+                    raise RuntimeError(f"job failed: {data['errorCode']}: {data['message']}")
+                if name == "completed":
+                    pending.discard(data["jobId"])
+            seen = len(client.events)
             if time.perf_counter() > deadline:
                 raise RuntimeError(f"{len(pending)} jobs still not done after 300 s")
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.005)
         elapsed = time.perf_counter() - started
-        for job_id in ids:  # keep the next run's list short
+        for job_id in ids:  # every one completed, as its row says; keep the next run's list short
+            async with http.get(f"/downloads/{job_id}") as r:
+                status = (await r.json())["status"]
+                if status != "completed":
+                    raise RuntimeError(f"job {job_id} is {status} after its completed event")
             await http.delete(f"/downloads/{job_id}")
     return len(urls) / elapsed
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _kind(pid: int) -> str:
+    """What a process of mediad's tree is, for the CPU account."""
+    name = command_name(pid)
+    for marker, kind in (("mediad serve", "serve"), ("mediad worker", "workers"),
+                         ("fork-server", "yt-dlp children"), ("aria2c", "aria2c"),
+                         ("postgres", "postgres"), ("redis", "redis")):  # fmt: skip
+        if marker in name:
+            return kind
+    return "other"
+
+
+def tree_cpu(root: int) -> dict[str, float]:
+    """CPU seconds (user + system) of ``root`` and every descendant, by kind; a process's
+    reaped children count with it (the fork server's are the yt-dlp jobs)."""
+    totals: dict[str, float] = {}
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children(pid))
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        own, reaped = int(stat[11]) + int(stat[12]), int(stat[13]) + int(stat[14])
+        kind = _kind(pid)
+        if kind == "yt-dlp children":  # the server itself, then its children
+            totals["fork servers"] = totals.get("fork servers", 0.0) + own / _TICK
+            own = 0
+        totals[kind] = totals.get(kind, 0.0) + (own + reaped) / _TICK
+    return totals
+
+
+class CpuAccount:
+    """CPU per job of mediad's processes over a run (and of this process: the load and the
+    media server), independent of how busy the machine is otherwise."""
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.before = tree_cpu(root)
+        self.self_before = time.process_time()
+
+    def report(self, jobs: int) -> str:
+        after = tree_cpu(self.root)
+        spent = {k: after.get(k, 0.0) - self.before.get(k, 0.0) for k in after}
+        spent["bench process"] = time.process_time() - self.self_before
+        total = sum(spent.values())
+        parts = ", ".join(
+            f"{k} {v * 1000 / jobs:.1f}" for k, v in sorted(spent.items(), key=lambda kv: -kv[1])
+            if v > 0
+        )  # fmt: skip
+        return f"CPU per job {total * 1000 / jobs:.1f} ms ({parts})"
 
 
 async def _by_hand(argvs: list[list[str]], root: Path, concurrency: int = 3) -> float:
@@ -171,9 +232,12 @@ async def ytdlp(n: int, hand_n: int) -> None:
             with environment(MEDIAD_SERVER_RATE_LIMIT_PER_MIN="0"):
                 async with Serve() as serve:
                     await _through_mediad(serve, urls[:6], "ytdlp")  # warm: workers connected
+                    assert serve.proc is not None
+                    account = CpuAccount(serve.proc.pid)
                     ours = await _through_mediad(serve, urls, "ytdlp")
+                    cpu = account.report(n)
         print(f"yt-dlp tiny jobs ({TINY} B), concurrency 3:")
-        print(f"  mediad {ours:6.2f} jobs/s ({n} jobs)")
+        print(f"  mediad {ours:6.2f} jobs/s ({n} jobs); {cpu}")
         print(f"  one yt-dlp process per URL, 3 at a time {hand:6.2f} jobs/s ({hand_n} jobs)"
               f"   ratio {_ratio(ours, hand)}")  # fmt: skip
         print(f"  yt-dlp looping in one process (sequential) {loop:6.2f} jobs/s"
@@ -199,8 +263,11 @@ async def aria2(n: int) -> None:
             with environment(MEDIAD_SERVER_RATE_LIMIT_PER_MIN="0"):
                 async with Serve() as serve:
                     await _through_mediad(serve, urls[:6], "aria2")
+                    assert serve.proc is not None
+                    account = CpuAccount(serve.proc.pid)
                     ours = await _through_mediad(serve, urls, "aria2")
-        print(f"aria2 tiny jobs ({TINY} B), concurrency 3, {n} jobs:")
+                    cpu = account.report(n)
+        print(f"aria2 tiny jobs ({TINY} B), concurrency 3, {n} jobs; mediad's {cpu}:")
         print(f"  mediad {ours:6.2f} jobs/s   bare aria2c per URL, 3 at a time {hand:6.2f} jobs/s"
               f"   ratio {_ratio(ours, hand)}   goal >= 0.8x")  # fmt: skip
     finally:
@@ -236,10 +303,14 @@ async def overhead(n: int, sequential: int) -> None:
         with environment(**env):
             async with Serve() as serve:
                 await _through_mediad(serve, [url] * 6, "ytdlp")
+                assert serve.proc is not None
+                account = CpuAccount(serve.proc.pid)
                 rate = await _through_mediad(serve, [url] * n, "ytdlp")
+                cpu = account.report(n)
                 one_by_one = [await serve.run_job(url, "ytdlp") for _ in range(sequential)]
         ms = statistics.median(one_by_one) * 1000
         print("pipeline overhead, a tool stand-in that does nothing (/bin/sh script):")
+        print(f"  {cpu}")
         print(
             f"  concurrency 3: {rate:6.1f} jobs/s ({n} jobs), {1000 / rate:.1f} ms/job of wall time"
         )

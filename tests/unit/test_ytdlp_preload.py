@@ -5,25 +5,34 @@ yt-dlp's module, which this test process should not inherit."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 CHECK = textwrap.dedent(
     """
     import sys
+    import tempfile
     import yt_dlp
     from yt_dlp.extractor import GenericIE, YoutubeIE
     from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
 
     def chosen(**params):
-        return list(yt_dlp.YoutubeDL({"quiet": True, **params})._ies)
+        return list(yt_dlp.YoutubeDL({"quiet": True, **params})._ies.items())
 
     before = chosen(), chosen(allowed_extractors=["generic"])
+    from pathlib import Path
+    from yt_dlp import globals as yt_globals
     from mediad.worker import run_ytdlp
+
+    comm = Path("/proc/self/comm").read_text()
+    cli, plugin_dirs = yt_globals.IN_CLI.value, yt_globals.plugin_dirs.value
+    location = FFmpegPostProcessor._ffmpeg_location.get()
 
     run_ytdlp.preload(sys.argv[1] or None)
     warmed = []
@@ -32,6 +41,25 @@ CHECK = textwrap.dedent(
     assert warmed == []
     after = chosen(), chosen(allowed_extractors=["generic"])
     assert before == after, "the same extractors, in the same order"
+    assert yt_dlp.YoutubeDL.add_default_info_extractors.__wrapped__, "the table built ahead"
+    first, second = yt_dlp.YoutubeDL({"quiet": True}), yt_dlp.YoutubeDL({"quiet": True})
+    assert first._ies == second._ies and first._ies is not second._ies, "a copy for each"
+    # The warm-up job ran and put back what yt-dlp's command line sets process-wide.
+    assert Path("/proc/self/comm").read_text() == comm, "the process name"
+    assert (yt_globals.IN_CLI.value, yt_globals.plugin_dirs.value) == (cli, plugin_dirs)
+    assert FFmpegPostProcessor._ffmpeg_location.get() == location
+    assert run_ytdlp.warm_job(sys.argv[1] or None), "a warm-up job completes"
+    assert list(Path(tempfile.gettempdir()).iterdir()) == [], "its folder is removed"
+    # A stage without print templates prints nothing and builds nothing; one with them
+    # prints as before; the video stage (whose result yt-dlp uses) is left alone.
+    printed = []
+    ydl = yt_dlp.YoutubeDL({"quiet": True, "forceprint": {"pre_process": ["%(id)s"]}})
+    ydl.to_stdout = printed.append
+    info = {"id": "abc", "title": "t", "ext": "mp4", "url": "http://a.example/x"}
+    assert ydl._forceprint("post_process", info) is None and printed == []
+    ydl._forceprint("pre_process", info)
+    assert printed == ["abc"]
+    assert ydl._forceprint("video", info)["id"] == "abc"
     assert len(after[1]) == 1 and len(after[0]) > 1000
     assert "_VALID_URL_RE" in YoutubeIE.__dict__, "patterns compiled ahead"
     assert "_VALID_URL_RE" in GenericIE.__dict__
@@ -62,12 +90,16 @@ CHECK = textwrap.dedent(
 
 
 @pytest.mark.parametrize("with_ffmpeg", [True, False])
-def test_preload_keeps_what_yt_dlp_chooses(with_ffmpeg: bool) -> None:
+def test_preload_keeps_what_yt_dlp_chooses(with_ffmpeg: bool, tmp_path: Path) -> None:
     ffmpeg = shutil.which("ffmpeg") if with_ffmpeg else ""
     if with_ffmpeg and not ffmpeg:
         pytest.skip("no ffmpeg")
     out = subprocess.run(
-        [sys.executable, "-c", CHECK, ffmpeg or ""], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", CHECK, ffmpeg or ""],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # the warm-up job's folder goes here
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")
