@@ -134,14 +134,17 @@ async def footprint() -> None:
         main = serve.proc.pid
         workers = [p for p in children(main) if "mediad worker" in command_name(p)]
         others = [p for p in children(main) if p not in workers]
-        ours = [main, *workers]
+        # Each worker's fork server (it holds the preloaded yt-dlp) is one of ours too.
+        forks = [c for p in workers for c in children(p) if "fork-server" in command_name(c)]
+        ours = [main, *workers, *forks]
         peak = sum(memory_kib(p, "VmHWM") for p in ours) / 1024
         now = sum(memory_kib(p, "VmRSS") for p in ours) / 1024
         extra = sum(memory_kib(p, "VmRSS") for p in others) / 1024
         pss = sum(pss_kib(p) for p in ours) / 1024
         print("footprint (3 idle workers):")
         print(
-            f"  mediad serve + {len(workers)} workers: peak RSS {peak:.1f} MiB, now {now:.1f} MiB"
+            f"  mediad serve + {len(workers)} workers + {len(forks)} fork servers: peak RSS"
+            f" {peak:.1f} MiB, now {now:.1f} MiB"
         )
         print(f"  the same processes' PSS (shared pages counted once): {pss:.1f} MiB")
         print(

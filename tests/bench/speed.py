@@ -464,8 +464,12 @@ async def idle(jobs: int) -> None:
                     rows = [(main, "mediad serve")]
                     for pid in children(main):
                         name = command_name(pid)
-                        if "mediad worker" in name or "aria2c" in name:
-                            rows.append((pid, "worker" if "worker" in name else "aria2c"))
+                        if "mediad worker" in name:  # and its fork server (yt-dlp's jobs)
+                            rows.append((pid, "worker"))
+                            rows += [(p, "fork server") for p in children(pid)
+                                     if "fork-server" in command_name(p)]  # fmt: skip
+                        elif "aria2c" in name:
+                            rows.append((pid, "aria2c"))
                     print(
                         f"idle footprint after {jobs} tiny jobs ({half} yt-dlp, {jobs - half} aria2):"
                     )
