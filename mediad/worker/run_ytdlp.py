@@ -153,6 +153,7 @@ class WarmUpTimeout(BaseException):
 
 
 WARM_UP_TIMEOUT_S = 15
+warmed_up = False  # the warm-up job completed in this process (or the one it was forked from)
 
 
 def warm_job(ffmpeg: str | None) -> bool:
@@ -212,6 +213,8 @@ def warm_job(ffmpeg: str | None) -> bool:
         os.waitpid(pid, 0)
     if code != 0:
         log.warning("the yt-dlp warm-up job did not complete (%s); each job does it again", code)
+    global warmed_up
+    warmed_up = warmed_up or code == 0
     return code == 0
 
 
@@ -225,10 +228,14 @@ def _exit_code(args: list[str]) -> object:
 
 @contextlib.contextmanager
 def _output_discarded() -> Iterator[None]:
-    """File descriptors 1 and 2 to /dev/null (yt-dlp writes to sys.stdout's descriptor)."""
+    """Descriptors 1 and 2 (what a tool yt-dlp starts writes to) and ``sys.stdout`` and
+    ``sys.stderr`` (what yt-dlp writes to: whatever they were in this server, perhaps not
+    even on those descriptors) to /dev/null."""
+    import io
     import sys
 
-    for stream in (sys.stdout, sys.stderr):
+    streams = sys.stdout, sys.stderr
+    for stream in streams:
         with contextlib.suppress(Exception):
             stream.flush()
     saved = os.dup(1), os.dup(2)
@@ -236,11 +243,14 @@ def _output_discarded() -> Iterator[None]:
     try:
         os.dup2(null, 1)
         os.dup2(null, 2)
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
         yield
     finally:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+        sys.stdout, sys.stderr = streams
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         for fd in (null, *saved):

@@ -67,6 +67,15 @@ def sleep_forever(argv: list[str]) -> int:
     return 0
 
 
+def warmed(argv: list[str]) -> int:
+    """Whether this child's server completed its warm-up job, and the server's name."""
+    from mediad.worker import run_ytdlp
+
+    server_comm = Path(f"/proc/{os.getppid()}/comm").read_text().strip()
+    print(json.dumps({"warmedUp": run_ytdlp.warmed_up, "server": server_comm}))
+    return 0
+
+
 def busy(argv: list[str]) -> int:
     print("busy", flush=True)
     while True:
@@ -123,6 +132,24 @@ async def test_a_child_has_the_jobs_cwd_environment_title_and_its_own_group(
     assert seen["fds"][:3] == [0, 1, 2] and len(seen["fds"]) <= 4  # (+ listdir's own)
     assert seen["stdin"] == "/dev/null"
     assert proc.server_threads == 1 and seen["parent_threads"] == 1  # type: ignore[attr-defined]
+
+
+async def test_a_preloading_server_has_done_a_warm_up_job_before_the_first_fork(
+    tmp_path: Path,
+) -> None:
+    """The first child is forked after the warm-up job (run_ytdlp.warm_job) completed in
+    the server, which kept its own name (test_ytdlp_preload: what that job prepares)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        server = ForkServer.start(preload=True)
+    try:
+        _, lines, code = await _run(server, "warmed", [], tmp_path)
+    finally:
+        await server.stop()
+    assert code == 0, lines
+    seen = json.loads(lines[-1])
+    assert seen["warmedUp"] is True
+    assert seen["server"] == "mediad: fork-se"  # the title's first 15 bytes, not "yt-dlp"
 
 
 async def test_every_job_is_a_fresh_child(forks: ForkServer, tmp_path: Path) -> None:

@@ -48,7 +48,16 @@ CHECK = textwrap.dedent(
     assert Path("/proc/self/comm").read_text() == comm, "the process name"
     assert (yt_globals.IN_CLI.value, yt_globals.plugin_dirs.value) == (cli, plugin_dirs)
     assert FFmpegPostProcessor._ffmpeg_location.get() == location
-    assert run_ytdlp.warm_job(sys.argv[1] or None), "a warm-up job completes"
+    # What a job compiles (its options, its file name) the warm-up job compiled already.
+    import re
+
+    assert run_ytdlp.warmed_up
+    cached = set(re._cache)
+    args = run_ytdlp.build_args("http://127.0.0.1:9/a.mp4", {}, Path.cwd(), sys.argv[1] or None)
+    with yt_dlp.YoutubeDL(yt_dlp.parse_options(args).ydl_opts) as ydl:
+        ydl.prepare_filename({"id": "a", "title": "A title", "ext": "mp4", "url": args[-1]})
+    assert set(re._cache) <= cached, "nothing compiled again"
+    assert run_ytdlp.warm_job(sys.argv[1] or None), "a warm-up job completes again"
     assert list(Path(tempfile.gettempdir()).iterdir()) == [], "its folder is removed"
     # A stage without print templates prints nothing and builds nothing; one with them
     # prints as before; the video stage (whose result yt-dlp uses) is left alone.
