@@ -157,11 +157,16 @@ class CpuAccount:
         spent = {k: after.get(k, 0.0) - self.before.get(k, 0.0) for k in after}
         spent["bench process"] = time.process_time() - self.self_before
         total = sum(spent.values())
+        cores = os.cpu_count() or 1
         parts = ", ".join(
             f"{k} {v * 1000 / jobs:.1f}" for k, v in sorted(spent.items(), key=lambda kv: -kv[1])
             if v > 0
         )  # fmt: skip
-        return f"CPU per job {total * 1000 / jobs:.1f} ms ({parts})"
+        ceiling = jobs * cores / total if total else 0.0
+        return (
+            f"CPU per job {total * 1000 / jobs:.1f} ms ({parts}); with every core busy at"
+            f" most {ceiling:.1f} jobs/s on {cores} cores"
+        )
 
 
 async def _by_hand(argvs: list[list[str]], root: Path, concurrency: int = 3) -> float:
