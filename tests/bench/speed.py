@@ -143,6 +143,37 @@ def tree_cpu(root: int) -> dict[str, float]:
     return totals
 
 
+async def quiet_fork_servers(root: int, timeout_s: float = 90) -> None:
+    """Wait until every worker's fork server has finished its start-up (yt-dlp's preload and
+    warm-up job, ~1 s of CPU each, which would otherwise land in the first figures): none
+    used CPU over the last 0.3 s. A worker forks its fork server before it connects, so
+    once the service is healthy they are there (none with ``tools.ytdlp``)."""
+
+    def ticks() -> dict[int, int] | None:
+        workers = [p for p in children(root) if "mediad worker" in command_name(p)]
+        forks = [c for w in workers for c in children(w) if "fork-server" in command_name(c)]
+        if not workers:
+            return None
+        found = {}
+        for pid in forks:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return None
+            found[pid] = int(stat[11]) + int(stat[12])
+        return found
+
+    deadline = time.perf_counter() + timeout_s
+    last = ticks()
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(0.3)
+        now = ticks()
+        if now is not None and now == last:
+            return
+        last = now
+    raise RuntimeError(f"the fork servers were still busy after {timeout_s:.0f} s")
+
+
 class CpuAccount:
     """CPU per job of mediad's processes over a run (and of this process: the load and the
     media server), independent of how busy the machine is otherwise."""
@@ -151,6 +182,13 @@ class CpuAccount:
         self.root = root
         self.before = tree_cpu(root)
         self.self_before = time.process_time()
+
+    @classmethod
+    async def settled(cls, serve: Serve) -> CpuAccount:
+        """An account started once the service's start-up is over."""
+        assert serve.proc is not None
+        await quiet_fork_servers(serve.proc.pid)
+        return cls(serve.proc.pid)
 
     def report(self, jobs: int) -> str:
         after = tree_cpu(self.root)
@@ -237,8 +275,7 @@ async def ytdlp(n: int, hand_n: int) -> None:
             with environment(MEDIAD_SERVER_RATE_LIMIT_PER_MIN="0"):
                 async with Serve() as serve:
                     await _through_mediad(serve, urls[:6], "ytdlp")  # warm: workers connected
-                    assert serve.proc is not None
-                    account = CpuAccount(serve.proc.pid)
+                    account = await CpuAccount.settled(serve)
                     ours = await _through_mediad(serve, urls, "ytdlp")
                     cpu = account.report(n)
         print(f"yt-dlp tiny jobs ({TINY} B), concurrency 3:")
@@ -268,8 +305,7 @@ async def aria2(n: int) -> None:
             with environment(MEDIAD_SERVER_RATE_LIMIT_PER_MIN="0"):
                 async with Serve() as serve:
                     await _through_mediad(serve, urls[:6], "aria2")
-                    assert serve.proc is not None
-                    account = CpuAccount(serve.proc.pid)
+                    account = await CpuAccount.settled(serve)
                     ours = await _through_mediad(serve, urls, "aria2")
                     cpu = account.report(n)
         print(f"aria2 tiny jobs ({TINY} B), concurrency 3, {n} jobs; mediad's {cpu}:")
@@ -308,8 +344,7 @@ async def overhead(n: int, sequential: int) -> None:
         with environment(**env):
             async with Serve() as serve:
                 await _through_mediad(serve, [url] * 6, "ytdlp")
-                assert serve.proc is not None
-                account = CpuAccount(serve.proc.pid)
+                account = await CpuAccount.settled(serve)
                 rate = await _through_mediad(serve, [url] * n, "ytdlp")
                 cpu = account.report(n)
                 one_by_one = [await serve.run_job(url, "ytdlp") for _ in range(sequential)]
