@@ -11,7 +11,10 @@ measured in the same run and the ratio; none asserts anything.
   one at a time;
 * reads: `GET /downloads/{id}`, `GET /downloads` (a page of 50) and `GET /health` at 50
   connections, against a bare aiohttp app answering the same bodies (the load generator
-  is `wrk` when installed, else an aiohttp client loop: the output says which);
+  is `wrk` when installed, else an aiohttp client loop: the output says which). The first
+  two are measured twice: the same request every time, and a mix (each of the 50 jobs in
+  turn; pages of 41 to 50), since reads that arrive together for the same thing share a
+  query;
 * idle: RSS and PSS per process of serve, its workers and aria2c after the tiny jobs;
 * ingest: progress events/s from 3 stand-in workers on /worker to one /jobs client,
   through mediad serve (no local workers) and through a bare python-socketio relay.
@@ -364,11 +367,17 @@ async def overhead(n: int, sequential: int) -> None:
 
 
 async def _bare_app(bodies: dict[str, bytes], port: int) -> web.AppRunner:
+    """One route per path; a path asked with several query strings answers each one's body."""
+    by_path: dict[str, dict[str, bytes]] = {}
+    for path_qs, body in bodies.items():
+        by_path.setdefault(path_qs.partition("?")[0], {})[path_qs] = body
     app = web.Application()
-    for path, body in bodies.items():
+    for path, variants in by_path.items():
 
-        async def handler(_: web.Request, body: bytes = body) -> web.Response:
-            return web.Response(body=body, content_type="application/json")
+        async def handler(
+            request: web.Request, variants: dict[str, bytes] = variants
+        ) -> web.Response:
+            return web.Response(body=variants[request.path_qs], content_type="application/json")
 
         app.router.add_get(path, handler)
     runner = web.AppRunner(app, access_log=None)
@@ -384,11 +393,28 @@ def _wrk_ms(value: str) -> float:
     return float(value)
 
 
-def _wrk(url: str, seconds: int, connections: int) -> tuple[float, float]:
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        check=True, capture_output=True, text=True, timeout=seconds + 30,
-    ).stdout  # fmt: skip
+# wrk asks for each path in turn (one Lua state per thread, each starting at its own).
+WRK_PATHS = """
+local paths = {%s}
+local i = math.random(#paths)
+request = function()
+  i = i %% #paths + 1
+  return wrk.format("GET", paths[i])
+end
+"""
+
+
+def _wrk(base: str, paths: list[str], seconds: int, connections: int) -> tuple[float, float]:
+    argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        if len(paths) > 1:
+            script.write(WRK_PATHS % ", ".join(f'"{p}"' for p in paths))
+            script.flush()
+            argv += ["-s", script.name]
+        out = subprocess.run(
+            [*argv, base + paths[0]],
+            check=True, capture_output=True, text=True, timeout=seconds + 30,
+        ).stdout  # fmt: skip
     rate = p99 = 0.0
     for line in out.splitlines():
         parts = line.split()
@@ -397,18 +423,21 @@ def _wrk(url: str, seconds: int, connections: int) -> tuple[float, float]:
         elif parts[:1] == ["99%"]:
             p99 = _wrk_ms(parts[1])
         elif "Non-2xx" in line:
-            raise RuntimeError(f"{url}: {line.strip()}")
+            raise RuntimeError(f"{base}{paths[0]}: {line.strip()}")
     return rate, p99
 
 
-async def _client_loop(url: str, seconds: float, connections: int) -> tuple[float, float]:
+async def _client_loop(
+    base: str, paths: list[str], seconds: float, connections: int
+) -> tuple[float, float]:
     latencies: list[float] = []
     stop = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector) as http:
 
-        async def one() -> None:
+        async def one(k: int) -> None:
             while time.perf_counter() < stop:
+                url = base + paths[(k + len(latencies)) % len(paths)]
                 started = time.perf_counter()
                 async with http.get(url) as resp:
                     await resp.read()
@@ -417,16 +446,16 @@ async def _client_loop(url: str, seconds: float, connections: int) -> tuple[floa
                 latencies.append(time.perf_counter() - started)
 
         begun = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(connections)))
+        await asyncio.gather(*(one(k) for k in range(connections)))
         elapsed = time.perf_counter() - begun
     latencies.sort()
     return len(latencies) / elapsed, latencies[int(len(latencies) * 0.99)] * 1000
 
 
-async def _load(url: str, seconds: int, connections: int) -> tuple[float, float]:
+async def _load(base: str, paths: list[str], seconds: int, connections: int) -> tuple[float, float]:
     if shutil.which("wrk"):
-        return await asyncio.to_thread(_wrk, url, seconds, connections)
-    return await _client_loop(url, seconds, connections)
+        return await asyncio.to_thread(_wrk, base, paths, seconds, connections)
+    return await _client_loop(base, paths, seconds, connections)
 
 
 async def reads(seconds: int, connections: int) -> None:
@@ -454,27 +483,36 @@ async def reads(seconds: int, connections: int) -> None:
                                 if len((await r.json())["items"]) >= 50:
                                     break
                             await asyncio.sleep(0.1)
-                        paths = {
-                            "/downloads/{id}": f"/downloads/{ids[0]}",
-                            "/downloads (50)": "/downloads",
-                            "/health": "/health",
+                        # The same request every time, as a dashboard polls; then a mix
+                        # (each of the 50 jobs in turn; ten page sizes), since requests
+                        # that arrive together for the same thing may share a query.
+                        loads = {
+                            "/downloads/{id}": [f"/downloads/{ids[0]}"],
+                            "/downloads/{id} of 50": [f"/downloads/{i}" for i in ids],
+                            "/downloads (50)": ["/downloads"],
+                            "/downloads?limit=41..50": [
+                                f"/downloads?limit={n}" for n in range(41, 51)
+                            ],
+                            "/health": ["/health"],
                         }
-                        bodies = {}
-                        for name, path in paths.items():
-                            async with http.get(path) as r:
-                                bodies[name] = (path, await r.read())
+                        bodies: dict[str, bytes] = {}
+                        for paths in loads.values():
+                            for path in paths:
+                                async with http.get(path) as r:
+                                    bodies[path] = await r.read()
                     port = free_port()
-                    bare = await _bare_app({p: b for p, b in bodies.values()}, port)
+                    bare = await _bare_app(bodies, port)
                     try:
                         print(
                             f"reads at {connections} connections, {seconds} s each, load by {tool}:"
                         )
-                        for name, (path, body) in bodies.items():
-                            ours = await _load(serve.base + path, seconds, connections)
+                        for name, paths in loads.items():
+                            size = statistics.mean(len(bodies[p]) for p in paths)
+                            ours = await _load(serve.base, paths, seconds, connections)
                             base = await _load(
-                                f"http://127.0.0.1:{port}{path}", seconds, connections
+                                f"http://127.0.0.1:{port}", paths, seconds, connections
                             )
-                            print(f"  GET {name:16s} ({len(body):5d} B) mediad {ours[0]:8.0f} req/s"
+                            print(f"  GET {name:23s} ({size:5.0f} B) mediad {ours[0]:8.0f} req/s"
                                   f" p99 {ours[1]:6.1f} ms   bare aiohttp {base[0]:8.0f} req/s"
                                   f" p99 {base[1]:6.1f} ms   ratio {_ratio(ours[0], base[0])}")  # fmt: skip
                     finally:
