@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -71,14 +72,34 @@ class Job:
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
-        names = _JOB_FIELDS or _job_fields()
-        values = {k: row[k] for k in names}
-        values["type"] = JobType(values["type"])
-        values["status"] = Status(values["status"])
-        return cls(**values)
+        """A job from a row holding every one of its columns, by name (``RETURNING *``)."""
+        return cls._of([row[k] for k in _JOB_FIELDS])
+
+    @classmethod
+    def from_columns(cls, row: Any) -> Job:
+        """A job from a row of :data:`JOB_COLUMNS`, in that order: the reads' faster way."""
+        return cls._of(list(row))
+
+    @classmethod
+    def _of(cls, values: list[Any]) -> Job:
+        try:
+            values[_TYPE_AT] = _TYPES[values[_TYPE_AT]]
+            values[_STATUS_AT] = _STATUSES[values[_STATUS_AT]]
+        except KeyError:  # not one of ours: the enums say which (ValueError)
+            values[_TYPE_AT] = JobType(values[_TYPE_AT])
+            values[_STATUS_AT] = Status(values[_STATUS_AT])
+        return cls(*values)
 
     def to_api(self) -> dict[str, Any]:
         """The job as REST answers and Socket.IO acks show it (camelCase)."""
+        return self._api(_iso)
+
+    def to_api_orjson(self) -> dict[str, Any]:
+        """:meth:`to_api` with its times left as datetimes, for ``orjson.dumps`` alone: it
+        writes an aware datetime exactly as ``isoformat()`` does, four times faster."""
+        return self._api(_same)
+
+    def _api(self, when: Callable[[datetime | None], Any]) -> dict[str, Any]:
         return {
             "jobId": str(self.id),
             "url": self.url,
@@ -96,25 +117,28 @@ class Job:
             "errorMessage": self.error_message,
             "attempts": self.attempts,
             "options": self.options,
-            "createdAt": _iso(self.created_at),
-            "updatedAt": _iso(self.updated_at),
-            "startedAt": _iso(self.started_at),
-            "finishedAt": _iso(self.finished_at),
+            "createdAt": when(self.created_at),
+            "updatedAt": when(self.updated_at),
+            "startedAt": when(self.started_at),
+            "finishedAt": when(self.finished_at),
             "instanceId": self.instance_id,
             "subscriptionId": str(self.subscription_id) if self.subscription_id else None,
         }
 
 
-_JOB_FIELDS: tuple[str, ...] = ()
-
-
-def _job_fields() -> tuple[str, ...]:
-    """Job's field names, worked out once (``dataclasses.fields`` on every row was a
-    tenth of a ``GET /downloads/{id}``)."""
-    global _JOB_FIELDS
-    _JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
-    return _JOB_FIELDS
+# Job's field names, worked out once (``dataclasses.fields`` on every row was a tenth of a
+# ``GET /downloads/{id}``), and the columns a job is read from in that order (from_columns).
+_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
+JOB_COLUMNS = ", ".join(_JOB_FIELDS)
+_TYPE_AT, _STATUS_AT = _JOB_FIELDS.index("type"), _JOB_FIELDS.index("status")
+# Enum(value) goes through EnumType.__call__: a dict is several times faster.
+_TYPES = {t.value: t for t in JobType}
+_STATUSES = {s.value: s for s in Status}
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _same(value: datetime | None) -> datetime | None:
+    return value

@@ -20,7 +20,7 @@ import orjson
 
 from mediad import migrations, states
 from mediad.errors import StoreUnavailable
-from mediad.models import Job, JobType, Status
+from mediad.models import JOB_COLUMNS, Job, JobType, Status
 from mediad.wire import Live
 
 log = logging.getLogger(__name__)
@@ -170,8 +170,8 @@ class Store:
 
     async def get_job(self, job_id: UUID) -> Job | None:
         async with self._conn() as conn:
-            row = await conn.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
-        return Job.from_row(row) if row else None
+            row = await conn.fetchrow(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1", job_id)
+        return Job.from_columns(row) if row else None
 
     async def list_jobs(
         self,
@@ -196,8 +196,8 @@ class Store:
             args.append(subscription)
             where.append(f"subscription_id = ${len(args)}")
         async with self._conn() as conn:
-            rows = await conn.fetch(*newest_first("jobs", where, args, limit, after))
-        return [Job.from_row(r) for r in rows]
+            rows = await conn.fetch(*newest_first("jobs", where, args, limit, after, JOB_COLUMNS))
+        return [Job.from_columns(r) for r in rows]
 
     async def mark_running(
         self, job_id: UUID, worker_id: str, instance_id: str | None = None
@@ -396,14 +396,20 @@ def _budget_key(error_code: str) -> str:
 
 
 def newest_first(
-    table: str, where: list[str], args: list[Any], limit: int, after: tuple[datetime, UUID] | None
+    table: str,
+    where: list[str],
+    args: list[Any],
+    limit: int,
+    after: tuple[datetime, UUID] | None,
+    columns: str = "*",
 ) -> tuple[Any, ...]:
-    """A keyset page of ``table``, newest first: the SQL and its arguments, with ``where``
-    (conditions on ``args``' ``$n``) and the (created_at, id) of the previous page's last row."""
+    """A keyset page of ``table``'s ``columns``, newest first: the SQL and its arguments,
+    with ``where`` (conditions on ``args``' ``$n``) and the (created_at, id) of the previous
+    page's last row."""
     if after is not None:
         args = [*args, *after]
         where = [*where, f"(created_at, id) < (${len(args) - 1}, ${len(args)})"]
-    sql = f"SELECT * FROM {table}"
+    sql = f"SELECT {columns} FROM {table}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY created_at DESC, id DESC LIMIT ${len(args) + 1}"

@@ -313,7 +313,7 @@ async def list_downloads(request: web.Request) -> web.Response:
     page, more = jobs[:limit], len(jobs) > limit
     cursor = inputs.encode_cursor(page[-1].created_at, page[-1].id) if more else None
     return json_response(
-        {"items": [dispatcher.snapshot(j).to_api() for j in page], "nextCursor": cursor}
+        {"items": [dispatcher.snapshot(j).to_api_orjson() for j in page], "nextCursor": cursor}
     )
 
 
@@ -327,13 +327,13 @@ async def _job(request: web.Request) -> Any:
 
 async def get_download(request: web.Request) -> web.Response:
     job = await _job(request)
-    return json_response(request.app[DISPATCHER].snapshot(job).to_api())
+    return json_response(request.app[DISPATCHER].snapshot(job).to_api_orjson())
 
 
 async def control(request: web.Request) -> web.Response:
     job_id = inputs.parse_job_id(request.match_info["job_id"])
     job = await request.app[CONTROLLER].apply(job_id, request.match_info["action"])
-    return json_response(request.app[DISPATCHER].snapshot(job).to_api())
+    return json_response(request.app[DISPATCHER].snapshot(job).to_api_orjson())
 
 
 async def delete_download(request: web.Request) -> web.Response:
