@@ -19,6 +19,7 @@ import asyncpg
 import orjson
 
 from mediad import migrations, states
+from mediad.coalesce import Coalescer, Seal
 from mediad.errors import StoreUnavailable
 from mediad.models import JOB_COLUMNS, Job, JobType, Status
 from mediad.wire import Live
@@ -101,6 +102,8 @@ class Store:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self.outbox: TerminalHook | None = None  # set by the service
+        # Jobs asked for together share a query sent after they were all asked (coalesce.py).
+        self._jobs: Coalescer[UUID, Job] = Coalescer(self._read_jobs)
 
     @classmethod
     async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 10) -> Store:
@@ -169,9 +172,21 @@ class Store:
         return Job.from_row(row)
 
     async def get_job(self, job_id: UUID) -> Job | None:
+        """The job as it is now: read by a query sent after this call, shared with the
+        other jobs asked for meanwhile (one round trip for them all)."""
+        return await self._jobs.get(job_id)
+
+    async def _read_jobs(self, seal: Seal[UUID]) -> dict[UUID, Job]:
         async with self._conn() as conn:
-            row = await conn.fetchrow(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1", job_id)
-        return Job.from_columns(row) if row else None
+            ids = seal()
+            if len(ids) == 1:
+                row = await conn.fetchrow(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1", ids[0])
+                rows = [row] if row is not None else []
+            else:
+                rows = await conn.fetch(
+                    f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY($1::uuid[])", ids
+                )
+        return {row[0]: Job.from_columns(row) for row in rows}
 
     async def list_jobs(
         self,

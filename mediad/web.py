@@ -27,6 +27,7 @@ from mediad import connections, cookies_api, hosts, inputs, metrics, zipstream
 from mediad import health as probes
 from mediad.auth import FileLinks, public
 from mediad.checks import Checks
+from mediad.coalesce import Coalescer, Seal
 from mediad.config import Config
 from mediad.control import Controller
 from mediad.detect import detect_type, twitter_target
@@ -67,6 +68,7 @@ NET_POLICY = web.AppKey("net_policy", NetPolicy)
 FILE_LINKS = web.AppKey("file_links", FileLinks)
 # Extra health checks (aria2, …): name → coroutine that raises when the part is down.
 HEALTH_CHECKS = web.AppKey("health_checks", dict[str, HealthCheck])
+PAGES = web.AppKey("pages", Coalescer[inputs.ListQuery, bytes])
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,7 @@ def create_app(
         app[STORE], app[QUEUE] = parts.store, parts.queue
         app[DISPATCHER], app[CONTROLLER] = parts.dispatcher, parts.controller
         app[HEALTH_CHECKS] = parts.health_checks
+        app[PAGES] = _pages(parts.store, parts.dispatcher)
     app[RATE_LIMITER] = RateLimiter(config.server.rate_limit_per_min)
     app[NET_POLICY] = NetPolicy(config.network.allow_private, config.network.allow_hosts)
     app.router.add_post("/downloads", post_download)
@@ -301,20 +304,31 @@ async def post_download(request: web.Request) -> web.Response:
 
 async def list_downloads(request: web.Request) -> web.Response:
     query = inputs.parse_list_query(request.query)
-    dispatcher = request.app[DISPATCHER]
-    jobs = await request.app[STORE].list_jobs(
-        statuses=query.statuses,
-        search=query.search,
-        limit=query.limit + 1,
-        after=query.after,
-        subscription=query.subscription,
-    )
-    limit = query.limit
-    page, more = jobs[:limit], len(jobs) > limit
-    cursor = inputs.encode_cursor(page[-1].created_at, page[-1].id) if more else None
-    return json_response(
-        {"items": [dispatcher.snapshot(j).to_api_orjson() for j in page], "nextCursor": cursor}
-    )
+    body = await request.app[PAGES].get(query)
+    assert body is not None  # every sealed query is answered
+    return web.Response(body=body, content_type="application/json")
+
+
+def _pages(store: Store, dispatcher: Dispatcher) -> Coalescer[inputs.ListQuery, bytes]:
+    """``GET /downloads`` answers: equal queries asked together get one answer, read by a
+    query sent after they were all asked (coalesce.py) — a page that many clients poll
+    at once, or reload all together when the service is back, is read and encoded once."""
+
+    async def read(seal: Seal[inputs.ListQuery]) -> dict[inputs.ListQuery, bytes]:
+        (query,) = seal()
+        jobs = await store.list_jobs(
+            statuses=query.statuses,
+            search=query.search,
+            limit=query.limit + 1,
+            after=query.after,
+            subscription=query.subscription,
+        )
+        page, more = jobs[: query.limit], len(jobs) > query.limit
+        cursor = inputs.encode_cursor(page[-1].created_at, page[-1].id) if more else None
+        items = [dispatcher.snapshot(j).to_api_orjson() for j in page]
+        return {query: orjson.dumps({"items": items, "nextCursor": cursor})}
+
+    return Coalescer(read, group=lambda query: query)
 
 
 async def _job(request: web.Request) -> Any:

@@ -175,6 +175,32 @@ async def test_job_listing_newest_first_with_filter_and_cursor(
     assert stamps == sorted(stamps, reverse=True)
 
 
+async def test_reads_asked_together_each_get_the_answer_they_would_alone(
+    api: Api, media_server: MediaServer
+) -> None:
+    """Jobs asked for at once share a query, and equal pages one answer (coalesce.py):
+    every request still gets exactly what it would have got on its own."""
+    ids = [(await api.submit(media_server.url("missing.mp4")))["jobId"] for _ in range(3)]
+    for job_id in ids:
+        await api.wait_status(job_id, "failed")  # and stays so: nothing moves any more
+    alone = {job_id: await api.job(job_id) for job_id in ids}
+    pages = [{"status": "failed", "limit": "3"}, {"status": "failed", "limit": "2"}]
+    pages_alone = [await api.request("GET", "/downloads", params=p) for p in pages]
+    missing = "00000000-0000-4000-8000-000000000000"
+    together = await asyncio.gather(
+        *(api.request("GET", f"/downloads/{job_id}") for job_id in [*ids, missing] * 3),
+        *(api.request("GET", "/downloads", params=p) for p in pages * 4),
+    )
+    jobs, listed = together[:12], together[12:]
+    for k, (status, body) in enumerate(jobs):
+        if k % 4 == 3:
+            assert (status, body["error"]["code"]) == (404, "not_found")
+        else:
+            assert (status, body) == (200, alone[ids[k % 4]])
+    assert listed == pages_alone * 4
+    assert [j["jobId"] for j in pages_alone[0][1]["items"]] == ids[::-1]
+
+
 async def test_bad_requests_get_clear_errors(api: Api) -> None:
     cases: list[tuple[str, str, dict[str, Any], int, str]] = [
         ("POST", "/downloads", {"json": {"url": "ftp://example.com/x"}}, 400, "unsupported_scheme"),

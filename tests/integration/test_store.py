@@ -95,6 +95,46 @@ async def test_progress_flush_writes_only_the_current_attempt(databases: Databas
         await store.close()
 
 
+async def test_jobs_asked_for_together_share_one_query_and_see_every_write(
+    databases: Databases,
+) -> None:
+    store = await Store.open(await databases.create())
+    try:
+        await store.migrate()
+        jobs = [
+            await store.insert_job(
+                uuid.uuid4(), f"http://a.example/{i}.mp4", JobType.ARIA2, {"i": i}
+            )
+            for i in range(5)
+        ]
+        missing = uuid.uuid4()
+        asked = [*(j.id for j in jobs), missing, jobs[0].id]
+        batches = store._jobs.batches
+        assert await asyncio.gather(*(store.get_job(i) for i in asked)) == [*jobs, None, jobs[0]]
+        assert store._jobs.batches == batches + 1  # one round trip for all seven
+        assert await store.get_job(missing) is None  # alone: the one-row query
+        # Read-your-writes: a read asked after a write sees it.
+        running = await store.mark_running(jobs[1].id, "w1")
+        assert running is not None and await store.get_job(jobs[1].id) == running
+        page = await store.list_jobs(limit=4)  # newest first: jobs 4, 3, 2 and 1
+        assert [j.id for j in page] == [j.id for j in jobs[:0:-1]]
+        assert page[-1] == running
+    finally:
+        await store.close()
+
+
+async def test_a_read_while_postgres_is_down_raises_our_error_for_every_caller(
+    databases: Databases,
+) -> None:
+    store = await Store.open(await databases.create())
+    await store.migrate()
+    await store.close()  # a closed pool answers like a dead server
+    results = await asyncio.gather(
+        *(store.get_job(uuid.uuid4()) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, StoreUnavailable) for r in results), results
+
+
 async def test_unreachable_servers_raise_our_own_errors() -> None:
     with pytest.raises(StoreUnavailable):
         await Store.open("postgresql://postgres@127.0.0.1:1/nothing")
