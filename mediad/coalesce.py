@@ -15,13 +15,16 @@ batch is sealed starts the next one; nobody joins a query already on its way.
 A batch runs in a task of its own, one loop iteration after it opens (everyone who asks
 in the same iteration joins it), so a caller that is cancelled (its client went away)
 cancels nobody else's read. An error of the run is every caller's error.
+
+:class:`Shared` is the same rule for one result with no key: ``GET /health``'s checks,
+run once for every request that came while the previous run was under way.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -103,3 +106,79 @@ class Coalescer(Generic[K, V]):
             for waiter in waiters:
                 if not waiter.done():  # not cancelled meanwhile
                     waiter.set_result(value)
+
+
+class Shared(Generic[V]):
+    """``get()`` answers from the next run of ``run`` to begin: callers that come before
+    a run begins share it, those that come while it is under way share the one after it.
+    Runs go one at a time (each serves everyone who came during the last), except that a
+    run still going after ``overlap_s`` no longer holds the next one back, so a part that
+    hangs delays no answer by more than that. Nothing is kept: no answer is older than
+    its request."""
+
+    def __init__(self, run: Callable[[], Awaitable[V]], *, overlap_s: float = 0.25) -> None:
+        self._run = run
+        self._overlap_s = overlap_s
+        self._next: asyncio.Future[V] | None = None  # the callers of the next run
+        self._timer: asyncio.TimerHandle | None = None
+        self._latest: asyncio.Task[None] | None = None  # the run started last
+        self._latest_at = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.runs = 0  # runs begun, for tests and curiosity
+
+    async def get(self) -> V:
+        callers = self._next
+        if callers is None:
+            callers = self._next = asyncio.get_running_loop().create_future()
+            callers.add_done_callback(_retrieve)  # every caller gone: nobody to tell
+            self._start_when_free()
+        return await asyncio.shield(callers)
+
+    def _start_when_free(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._latest is not None and not self._latest.done():
+            wait = self._latest_at + self._overlap_s - loop.time()
+            if wait > 0:
+                if self._timer is None:
+                    self._timer = loop.call_later(wait, self._on_timer)
+                return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        task = loop.create_task(self._one())
+        self._latest, self._latest_at = task, loop.time()
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._next is not None:
+            self._start_when_free()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task is self._latest and self._next is not None:
+            self._start_when_free()
+
+    async def _one(self) -> None:
+        # Its first step: whoever asked until now shares this run; later callers the next.
+        callers, self._next = self._next, None
+        if callers is None:
+            return
+        self.runs += 1
+        try:
+            result = await self._run()
+        except asyncio.CancelledError:
+            callers.cancel()
+            raise
+        except Exception as exc:
+            if not callers.done():
+                callers.set_exception(exc)
+        else:
+            if not callers.done():
+                callers.set_result(result)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

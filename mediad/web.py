@@ -27,7 +27,7 @@ from mediad import connections, cookies_api, hosts, inputs, metrics, zipstream
 from mediad import health as probes
 from mediad.auth import FileLinks, public
 from mediad.checks import Checks
-from mediad.coalesce import Coalescer, Seal
+from mediad.coalesce import Coalescer, Seal, Shared
 from mediad.config import Config
 from mediad.control import Controller
 from mediad.detect import detect_type, twitter_target
@@ -69,6 +69,7 @@ FILE_LINKS = web.AppKey("file_links", FileLinks)
 # Extra health checks (aria2, …): name → coroutine that raises when the part is down.
 HEALTH_CHECKS = web.AppKey("health_checks", dict[str, HealthCheck])
 PAGES = web.AppKey("pages", Coalescer[inputs.ListQuery, bytes])
+HEALTH = web.AppKey("health", Shared[tuple[bytes, int]])
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,8 @@ def create_app(
     app[CONFIG] = config
     app[FILE_LINKS] = FileLinks(config.server.api_tokens)
     app[HEALTH_CHECKS] = {}
+    # The instance's name is worked out once (a path resolved and hashed: a tenth of a run).
+    app[HEALTH] = Shared(functools.partial(_health, app, config.instance_id))
     if parts is not None:
         app[STORE], app[QUEUE] = parts.store, parts.queue
         app[DISPATCHER], app[CONTROLLER] = parts.dispatcher, parts.controller
@@ -474,7 +477,13 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    app = request.app
+    """Every part, checked live. Requests that come while the checks run share the next
+    run (coalesce.Shared): each answer is from checks that started after it was asked."""
+    body, status = await request.app[HEALTH].get()
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+async def _health(app: web.Application, instance: str) -> tuple[bytes, int]:
     extra: dict[str, HealthCheck] = app[HEALTH_CHECKS]
     checks: dict[str, HealthCheck] = {
         "postgres": lambda: _ping(app[STORE].ping()),
@@ -494,11 +503,11 @@ async def health(request: web.Request) -> web.Response:
         depth = None
     body = {
         "status": "ok" if healthy else "unavailable",
-        "instance": app[CONFIG].instance_id,
+        "instance": instance,
         "checks": report,
         "queue": {"depth": depth},
     }
-    return json_response(body, 200 if healthy else 503)
+    return orjson.dumps(body), 200 if healthy else 503
 
 
 async def _ping(coro: Awaitable[None]) -> dict[str, Any]:

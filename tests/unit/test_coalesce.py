@@ -8,7 +8,7 @@ from collections.abc import Callable, Hashable
 
 import pytest
 
-from mediad.coalesce import Coalescer, Seal
+from mediad.coalesce import Coalescer, Seal, Shared
 
 
 class Source:
@@ -134,3 +134,82 @@ async def test_nothing_is_left_open_after_a_run(group: Callable[[str], Hashable]
     await asyncio.gather(reads.get("a"), reads.get("b"))
     await asyncio.sleep(0)  # the runs' tasks' done callbacks
     assert reads._open == {} and reads._tasks == set()
+
+
+# -- Shared: checks asked for together run once, never older than their request ------------
+
+
+class Checks:
+    """A run that counts itself and waits on ``gate`` (a check in progress)."""
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.gate: asyncio.Event | None = None
+        self.running = asyncio.Event()
+        self.fail: Exception | None = None
+
+    async def run(self) -> int:
+        self.started += 1
+        number = self.started
+        self.running.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        return number
+
+
+async def test_callers_together_share_one_run() -> None:
+    checks = Checks()
+    shared = Shared(checks.run)
+    assert await asyncio.gather(*(shared.get() for _ in range(5))) == [1] * 5
+    assert shared.runs == 1
+    assert await shared.get() == 2  # a later caller: a run of its own, nothing kept
+
+
+async def test_callers_during_a_run_share_the_next_one_never_the_one_under_way() -> None:
+    checks = Checks()
+    checks.gate = asyncio.Event()
+    shared = Shared(checks.run, overlap_s=60)
+    first = asyncio.ensure_future(shared.get())
+    await checks.running.wait()  # run 1 started before the others asked
+    during = [asyncio.ensure_future(shared.get()) for _ in range(4)]
+    await asyncio.sleep(0.01)
+    assert checks.started == 1  # the next waits for this one
+    checks.gate.set()
+    assert await first == 1
+    assert await asyncio.gather(*during) == [2] * 4  # one run for the four
+    assert shared.runs == 2
+
+
+async def test_a_run_that_hangs_holds_the_next_back_for_overlap_s_only() -> None:
+    checks = Checks()
+    checks.gate = asyncio.Event()
+    shared = Shared(checks.run, overlap_s=0.05)
+    hung = asyncio.ensure_future(shared.get())
+    await checks.running.wait()
+    later = asyncio.ensure_future(shared.get())
+    await asyncio.sleep(0.02)
+    assert checks.started == 1
+    await asyncio.sleep(0.1)
+    assert checks.started == 2  # started beside the hung one
+    checks.gate.set()
+    assert (await hung, await later) == (1, 2)
+
+
+async def test_an_error_is_its_runs_callers_and_a_cancelled_caller_cancels_no_run() -> None:
+    checks = Checks()
+    checks.gate = asyncio.Event()
+    checks.fail = RuntimeError("down")
+    shared = Shared(checks.run)
+    leaving = asyncio.ensure_future(shared.get())
+    staying = asyncio.ensure_future(shared.get())
+    await checks.running.wait()
+    leaving.cancel()
+    await asyncio.sleep(0)
+    checks.gate.set()
+    with pytest.raises(RuntimeError, match="down"):
+        await staying
+    assert leaving.cancelled()
+    checks.fail, checks.gate = None, None
+    assert await shared.get() == 2
