@@ -487,12 +487,17 @@ class Dispatcher:
         """The attempt of this job that holds a slot here, if any."""
         return self.roster.get(job_id)
 
+    def live(self, job_id: str, attempt: int) -> wire.Live | None:
+        """The in-memory (fresher than its row) progress of a job's running attempt
+        ``attempt``, when that attempt holds a slot here."""
+        a = self.roster.get(job_id)
+        return a.live if a is not None and a.attempt == attempt else None
+
     def snapshot(self, job: Job) -> Job:
         """A running job's row with its in-memory (fresher) progress."""
-        a = self.roster.get(str(job.id))
-        if a is None or job.status is not Status.RUNNING or a.attempt != job.attempts:
+        live = self.live(str(job.id), job.attempts) if job.status is Status.RUNNING else None
+        if live is None:
             return job
-        live = a.live
         return dataclasses.replace(
             job,
             stage=live.stage,

@@ -306,7 +306,7 @@ def option_names(job_type: JobType) -> list[str]:
     return sorted(_OPTION_CHECKS[job_type])
 
 
-def encode_cursor(created_at: datetime, job_id: UUID) -> str:
+def encode_cursor(created_at: datetime, job_id: UUID | str) -> str:
     raw = f"{created_at.isoformat()}|{job_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

@@ -136,6 +136,32 @@ _TYPES = {t.value: t for t in JobType}
 _STATUSES = {s.value: s for s in Status}
 
 
+# The API's view of a job (to_api's keys, in its order) and the column each comes from:
+# a page of GET /downloads is made from these columns alone, without a Job per row.
+_API_FIELDS = (
+    ("jobId", "id"), ("url", "url"), ("type", "type"), ("status", "status"),
+    ("stage", "stage"), ("progress", "progress"), ("speed", "speed"), ("eta", "eta"),
+    ("totalBytes", "total_bytes"), ("filename", "filename"), ("size", "size"),
+    ("outputPath", "output_path"), ("errorCode", "error_code"),
+    ("errorMessage", "error_message"), ("attempts", "attempts"), ("options", "options"),
+    ("createdAt", "created_at"), ("updatedAt", "updated_at"), ("startedAt", "started_at"),
+    ("finishedAt", "finished_at"), ("instanceId", "instance_id"),
+    ("subscriptionId", "subscription_id"),
+)  # fmt: skip
+_API_KEYS = tuple(key for key, _ in _API_FIELDS)
+API_COLUMNS = ", ".join(column for _, column in _API_FIELDS)
+
+
+def api_of_columns(row: Any) -> dict[str, Any]:
+    """:meth:`Job.to_api_orjson` of a row of :data:`API_COLUMNS`, with no Job made (a
+    third of the CPU of a page's rows)."""
+    api = dict(zip(_API_KEYS, row, strict=True))
+    api["jobId"] = str(api["jobId"])
+    if api["subscriptionId"] is not None:
+        api["subscriptionId"] = str(api["subscriptionId"])
+    return api
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 

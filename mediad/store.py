@@ -21,7 +21,7 @@ import orjson
 from mediad import migrations, states
 from mediad.coalesce import Coalescer, Seal
 from mediad.errors import StoreUnavailable
-from mediad.models import JOB_COLUMNS, Job, JobType, Status
+from mediad.models import API_COLUMNS, JOB_COLUMNS, Job, JobType, Status, api_of_columns
 from mediad.wire import Live
 
 log = logging.getLogger(__name__)
@@ -199,6 +199,32 @@ class Store:
     ) -> list[Job]:
         """Newest first; ``after`` is the (created_at, id) of the last job of the previous page.
         ``search`` matches a part of the URL or the file name, ignoring case."""
+        rows = await self._page(JOB_COLUMNS, statuses, search, limit, after, subscription)
+        return [Job.from_columns(r) for r in rows]
+
+    async def list_jobs_api(
+        self,
+        *,
+        statuses: tuple[Status, ...] | None = None,
+        search: str | None = None,
+        limit: int,
+        after: tuple[datetime, UUID] | None = None,
+        subscription: UUID | None = None,
+    ) -> list[dict[str, Any]]:
+        """:meth:`list_jobs` as the API shows each job (``Job.to_api_orjson``), made
+        straight from the row: ``GET /downloads``."""
+        rows = await self._page(API_COLUMNS, statuses, search, limit, after, subscription)
+        return [api_of_columns(r) for r in rows]
+
+    async def _page(
+        self,
+        columns: str,
+        statuses: tuple[Status, ...] | None,
+        search: str | None,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+        subscription: UUID | None,
+    ) -> list[asyncpg.Record]:
         where: list[str] = []
         args: list[Any] = []
         if statuses:
@@ -211,8 +237,7 @@ class Store:
             args.append(subscription)
             where.append(f"subscription_id = ${len(args)}")
         async with self._conn() as conn:
-            rows = await conn.fetch(*newest_first("jobs", where, args, limit, after, JOB_COLUMNS))
-        return [Job.from_columns(r) for r in rows]
+            return await conn.fetch(*newest_first("jobs", where, args, limit, after, columns))
 
     async def mark_running(
         self, job_id: UUID, worker_id: str, instance_id: str | None = None

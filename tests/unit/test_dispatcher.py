@@ -632,6 +632,11 @@ async def test_snapshot_shows_in_memory_progress_of_the_current_attempt_only(
     assert rig.dispatcher.snapshot(paused) is paused
     other = rig.store.new_job(UUID("7c2fabc9-d0ef-4f4d-8bc8-ad80a7fe9b08"), status=Status.RUNNING)
     assert rig.dispatcher.snapshot(other) is other
+    # The same rule for a page's rows (GET /downloads): by id and attempt.
+    live = rig.dispatcher.live(job_id, attempt)
+    assert live is not None and (live.stage, live.progress, live.speed) == ("merging", 42.0, 7)
+    assert rig.dispatcher.live(job_id, attempt + 1) is None
+    assert rig.dispatcher.live(str(other.id), other.attempts) is None
 
 
 async def test_status_counts(make_rig: MakeRig) -> None:

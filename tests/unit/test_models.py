@@ -10,7 +10,7 @@ from uuid import UUID
 import orjson
 import pytest
 
-from mediad.models import JOB_COLUMNS, TERMINAL, Job, JobType, Status
+from mediad.models import API_COLUMNS, JOB_COLUMNS, TERMINAL, Job, JobType, Status, api_of_columns
 
 JOB_ID = UUID("0b9e4a6e-3c1f-4d0e-9a57-2f1f3c0e8d11")
 CREATED = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -186,6 +186,27 @@ def test_to_api_orjson_encodes_as_to_api(when: datetime) -> None:
     job = Job.from_row(row(created_at=when, updated_at=when, started_at=when, finished_at=None))
     assert orjson.dumps(job.to_api_orjson()) == orjson.dumps(job.to_api())
     assert set(job.to_api_orjson()) == API_FIELDS
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"status": "running", "stage": "downloading", "progress": 12.5, "speed": 10, "eta": 3},
+        {"status": "completed", "filename": "a.mp4", "size": 5, "output_path": "x/a.mp4",
+         "started_at": CREATED, "finished_at": CREATED.replace(microsecond=0)},
+        {"status": "failed", "error_code": "network", "error_message": "reset",
+         "options": {"format": "best", "n": [1, 2]}, "attempts": 3},
+        {"subscription_id": UUID("5a0b8e8e-0c1e-4b1a-9d3a-1f2e3d4c5b6a"), "instance_id": None},
+    ],
+)  # fmt: skip
+def test_api_of_columns_is_to_api_of_the_row(changes: dict[str, Any]) -> None:
+    """A page's rows skip the Job: the same bytes as ``to_api()``, key order included."""
+    data = row(**changes)
+    columns = [name.strip() for name in API_COLUMNS.split(",")]
+    api = api_of_columns([data[c] for c in columns])
+    assert orjson.dumps(api) == orjson.dumps(Job.from_row(data).to_api())
+    assert list(api) == list(Job.from_row(data).to_api())
 
 
 def test_to_api_failed_job() -> None:
