@@ -113,6 +113,11 @@ def split_host(value: str) -> str | None:
     return host
 
 
+def _local_address(request: web.Request) -> str | None:
+    local = request.transport.get_extra_info("sockname") if request.transport else None
+    return local[0] if isinstance(local, tuple) else None
+
+
 def validate(server_host: str, extra: Iterable[str]) -> None:
     AllowedHosts(server_host, extra)
 
@@ -123,8 +128,9 @@ def middleware(server_host: str, extra: Iterable[str]) -> Middleware:
     @web.middleware
     async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
         header = request.headers.get(hdrs.HOST)
-        local = request.transport.get_extra_info("sockname") if request.transport else None
-        if not allowed.allows(header, local[0] if isinstance(local, tuple) else None):
+        # The address the connection came in on only matters for a Host the names and
+        # addresses allowed do not cover; the transport builds it anew on every ask.
+        if not allowed.allows(header) and not allowed.allows(header, _local_address(request)):
             shown = (header or "")[:MAX_SHOWN]
             raise HostNotAllowed(
                 f"the Host {shown!r} is not allowed here (a DNS rebinding attempt, or a name"

@@ -79,3 +79,40 @@ def test_a_host_naming_the_address_the_connection_came_in_on_is_served() -> None
     assert allowed.allows("192.168.1.20", "::ffff:192.168.1.20")
     assert not allowed.allows("192.168.1.21:8080", "192.168.1.20")
     assert not allowed.allows("rebind.evil.example:8080", "192.168.1.20")
+
+
+@pytest.mark.parametrize(
+    ("header", "asks_for_the_address", "served"),
+    [
+        ("localhost:8080", False, True),  # allowed anywhere: the address is never asked for
+        ("192.168.1.20:8080", True, True),  # the address the connection came in on
+        ("192.168.1.21:8080", True, False),
+        ("rebind.evil.example", True, False),
+    ],
+)
+async def test_the_middleware_asks_for_the_local_address_only_when_it_decides(
+    header: str, asks_for_the_address: bool, served: bool
+) -> None:
+    from unittest import mock
+
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from mediad.hosts import HostNotAllowed, middleware
+
+    transport = mock.Mock()
+    transport.get_extra_info.return_value = ("192.168.1.20", 8080)
+    request = make_mocked_request("GET", "/", headers={"Host": header}, transport=transport)
+    transport.get_extra_info.reset_mock()  # what the request itself asked for
+
+    async def handler(_: web.Request) -> web.StreamResponse:
+        return web.Response(text="ok")
+
+    check = middleware("0.0.0.0", [])
+    if served:
+        assert (await check(request, handler)).status == 200
+    else:
+        with pytest.raises(HostNotAllowed):
+            await check(request, handler)
+    asked = [c.args[0] for c in transport.get_extra_info.call_args_list]
+    assert ("sockname" in asked) is asks_for_the_address
