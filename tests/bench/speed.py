@@ -14,7 +14,8 @@ measured in the same run and the ratio; none asserts anything.
   is `wrk` when installed, else an aiohttp client loop: the output says which). The first
   two are measured twice: the same request every time, and a mix (each of the 50 jobs in
   turn; pages of 41 to 50), since reads that arrive together for the same thing share a
-  query;
+  query. Each also prints CPU per request: mediad's processes (serve, PostgreSQL...)
+  against the bare app's (this process; wrk's own is in neither);
 * idle: RSS and PSS per process of serve, its workers and aria2c after the tiny jobs;
 * ingest: progress events/s from 3 stand-in workers on /worker to one /jobs client,
   through mediad serve (no local workers) and through a bare python-socketio relay.
@@ -404,7 +405,10 @@ end
 """
 
 
-def _wrk(base: str, paths: list[str], seconds: int, connections: int) -> tuple[float, float]:
+Load = tuple[float, float, int]  # requests a second, p99 in ms, requests answered
+
+
+def _wrk(base: str, paths: list[str], seconds: int, connections: int) -> Load:
     argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         if len(paths) > 1:
@@ -416,20 +420,21 @@ def _wrk(base: str, paths: list[str], seconds: int, connections: int) -> tuple[f
             check=True, capture_output=True, text=True, timeout=seconds + 30,
         ).stdout  # fmt: skip
     rate = p99 = 0.0
+    count = 0
     for line in out.splitlines():
         parts = line.split()
         if line.startswith("Requests/sec:"):
             rate = float(parts[1])
         elif parts[:1] == ["99%"]:
             p99 = _wrk_ms(parts[1])
+        elif parts[1:3] == ["requests", "in"]:
+            count = int(parts[0])
         elif "Non-2xx" in line:
             raise RuntimeError(f"{base}{paths[0]}: {line.strip()}")
-    return rate, p99
+    return rate, p99, count
 
 
-async def _client_loop(
-    base: str, paths: list[str], seconds: float, connections: int
-) -> tuple[float, float]:
+async def _client_loop(base: str, paths: list[str], seconds: float, connections: int) -> Load:
     latencies: list[float] = []
     stop = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=connections)
@@ -449,13 +454,27 @@ async def _client_loop(
         await asyncio.gather(*(one(k) for k in range(connections)))
         elapsed = time.perf_counter() - begun
     latencies.sort()
-    return len(latencies) / elapsed, latencies[int(len(latencies) * 0.99)] * 1000
+    count = len(latencies)
+    return count / elapsed, latencies[int(count * 0.99)] * 1000, count
 
 
-async def _load(base: str, paths: list[str], seconds: int, connections: int) -> tuple[float, float]:
+async def _load(base: str, paths: list[str], seconds: int, connections: int) -> Load:
     if shutil.which("wrk"):
         return await asyncio.to_thread(_wrk, base, paths, seconds, connections)
     return await _client_loop(base, paths, seconds, connections)
+
+
+def _cpu_line(mediad: dict[str, float], mediad_n: int, bare: float | None, bare_n: int) -> str:
+    """CPU per request: mediad's processes (serve, PostgreSQL...) against the bare app's
+    (this process, where wrk is not: with the client loop here, bare's is not known)."""
+    us = {k: v * 1e6 / mediad_n for k, v in mediad.items() if v * 1e6 / mediad_n >= 0.5}
+    ours = sum(us.values())
+    parts = " + ".join(f"{k} {v:.0f}" for k, v in sorted(us.items(), key=lambda kv: -kv[1]))
+    line = f"      CPU per request: mediad {ours:.0f} us ({parts})"
+    if bare is None:
+        return line + ", bare app not measured (the load runs in its process)"
+    base = bare * 1e6 / bare_n
+    return line + f", bare aiohttp {base:.0f} us   ratio {_ratio(base, ours)}"
 
 
 async def reads(seconds: int, connections: int) -> None:
@@ -500,6 +519,8 @@ async def reads(seconds: int, connections: int) -> None:
                             for path in paths:
                                 async with http.get(path) as r:
                                     bodies[path] = await r.read()
+                    assert serve.proc is not None
+                    await quiet_fork_servers(serve.proc.pid)  # their start-up is no read's
                     port = free_port()
                     bare = await _bare_app(bodies, port)
                     try:
@@ -508,13 +529,19 @@ async def reads(seconds: int, connections: int) -> None:
                         )
                         for name, paths in loads.items():
                             size = statistics.mean(len(bodies[p]) for p in paths)
+                            before = tree_cpu(serve.proc.pid)
                             ours = await _load(serve.base, paths, seconds, connections)
+                            after = tree_cpu(serve.proc.pid)
+                            spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
+                            own = time.process_time()
                             base = await _load(
                                 f"http://127.0.0.1:{port}", paths, seconds, connections
                             )
+                            bare_cpu = time.process_time() - own if shutil.which("wrk") else None
                             print(f"  GET {name:23s} ({size:5.0f} B) mediad {ours[0]:8.0f} req/s"
                                   f" p99 {ours[1]:6.1f} ms   bare aiohttp {base[0]:8.0f} req/s"
                                   f" p99 {base[1]:6.1f} ms   ratio {_ratio(ours[0], base[0])}")  # fmt: skip
+                            print(_cpu_line(spent, ours[2], bare_cpu, base[2]))
                     finally:
                         await bare.cleanup()
     finally:
