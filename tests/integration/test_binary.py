@@ -41,12 +41,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from mediad.daemons import free_port
 from tests.integration.test_serve_cli import alive, descendants
 from tests.support import binary_build, media
 from tests.support.harness import Api, shared_tmp
 from tests.support.mediaserver import MediaServer
 from tests.support.polling import eventually
+from tests.support.ports import fixed_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / "dist" / "mediad"
@@ -242,7 +242,7 @@ def start(
 ) -> Running:
     """Start the binary's `mediad serve` (as ``user``, when given, from root)."""
     systemd.reset()  # what an earlier run said is not this one's
-    port = free_port()
+    port = fixed_port()
     tmpdir = state / "tmpdir"  # the bootloader unpacks here ($TMPDIR): ours alone to watch
     tmpdir.mkdir(parents=True, exist_ok=True)
     home = state / "home"

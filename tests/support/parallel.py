@@ -1,0 +1,47 @@
+"""Which test process this is when pytest-xdist runs the suite in several (``-n 2``), so
+that what the processes share — the machine's ports, folders, the binary build — can be
+split between them. Without xdist this is the only process: worker 0 of 1.
+
+xdist sets ``PYTEST_XDIST_WORKER`` (``gw0``, ``gw1``, …; a worker started in place of a
+crashed one gets the next number) and ``PYTEST_XDIST_WORKER_COUNT`` in every worker's
+environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+# The ports below the ephemeral range are cut into this many slices, one per worker
+# number (modulo): replacements of crashed workers get slices of their own too.
+SLICES = 16
+
+
+def worker_name() -> str:
+    """``gw0``, ``gw1``, …, or ``main`` when xdist is not running the tests."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def worker_index() -> int:
+    match = re.fullmatch(r"gw(\d+)", worker_name())
+    return int(match.group(1)) if match else 0
+
+
+def worker_count() -> int:
+    try:
+        return max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    except ValueError:
+        return 1
+
+
+def port_range(low: int = 10_000, high: int | None = None) -> range:
+    """This process's own slice of the ports below the kernel's ephemeral range, so that
+    two workers never pick the same port (each still checks that nothing else on the
+    machine holds it)."""
+    if high is None:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+        high = max(low + SLICES, min(ephemeral_low, 30_000))
+    width = (high - low) // SLICES
+    start = low + (worker_index() % SLICES) * width
+    return range(start, start + width)
