@@ -4,11 +4,22 @@ database per service under test) and one embedded Redis for the whole run."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
-from tests.support import hangdump
+from tests.support import hangdump, parallel
 from tests.support.harness import Databases, RedisServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    parallel.note_run_start(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist, in the controller: what every worker learns from it."""
+    parallel.tell_worker(node)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 # The ports below the ephemeral range are cut into this many slices, one per worker
 # number (modulo): replacements of crashed workers get slices of their own too.
@@ -45,3 +49,24 @@ def port_range(low: int = 10_000, high: int | None = None) -> range:
     width = (high - low) // SLICES
     start = low + (worker_index() % SLICES) * width
     return range(start, start + width)
+
+
+# -- what the controller tells its workers -----------------------------------------------
+
+_RUN_STARTED = "mediad_run_started"
+_STARTED = pytest.StashKey[float]()
+
+
+def note_run_start(config: pytest.Config) -> None:
+    """When this run began: in a worker, when its controller did."""
+    workerinput = getattr(config, "workerinput", {})
+    config.stash[_STARTED] = float(workerinput.get(_RUN_STARTED, time.time()))
+
+
+def tell_worker(node: Any) -> None:
+    node.workerinput[_RUN_STARTED] = node.config.stash[_STARTED]
+
+
+def run_started(config: pytest.Config) -> float:
+    """The wall-clock time (``time.time()``) this run began, the same in every worker."""
+    return config.stash.get(_STARTED, time.time())
