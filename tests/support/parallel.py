@@ -57,6 +57,11 @@ _RUN_STARTED = "mediad_run_started"
 _STARTED = pytest.StashKey[float]()
 
 
+def is_controller(config: pytest.Config) -> bool:
+    """The xdist controller (it runs no test itself): ``-n N`` with N > 0."""
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", 0))
+
+
 def note_run_start(config: pytest.Config) -> None:
     """When this run began: in a worker, when its controller did."""
     workerinput = getattr(config, "workerinput", {})
