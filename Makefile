@@ -10,9 +10,13 @@ PAGE_SOURCES := $(shell find ui/src ui/public -type f 2>/dev/null) \
 run: setup page
 	$(PY) -m mediad serve
 
+# The Python suite runs in TEST_WORKERS processes (pytest-xdist), each test file whole in
+# one of them, so that a module's service starts once; `make test TEST_WORKERS=0` runs
+# it in a single process.
+TEST_WORKERS ?= 2
 test: setup-test page
 	cd ui && npm test
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 setup:
 	@scripts/setup.sh
