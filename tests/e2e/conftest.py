@@ -9,6 +9,7 @@ Screenshots and measurements go to ``$MEDIAD_TEST_ARTIFACTS`` (default
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -27,7 +28,7 @@ except ImportError:  # pragma: no cover - a set-up problem, said plainly
     )
 
 from mediad.service import Service
-from tests.support import media
+from tests.support import media, parallel
 from tests.support.harness import Api, Databases, RedisServer, make_config, shared_tmp
 from tests.support.harness import running_service as _running_service
 from tests.support.mediaserver import MediaServer
@@ -107,10 +108,15 @@ def page_built() -> Path:
 
 
 @pytest.fixture(scope="session")
-def artifacts() -> Path:
+def artifacts(pytestconfig: pytest.Config) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for stale in ARTIFACTS.glob("FAILED-*.png"):  # from an earlier run
-        stale.unlink()
+    # Screenshots of failures from an earlier run go; another xdist worker's from this
+    # run stay.
+    began = parallel.run_started(pytestconfig)
+    for stale in ARTIFACTS.glob("FAILED-*.png"):
+        with contextlib.suppress(FileNotFoundError):
+            if stale.stat().st_mtime < began:
+                stale.unlink()
     return ARTIFACTS
 
 

@@ -29,8 +29,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         binary_build.start()
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    binary_build.stop()
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
+    binary_build.stop(interrupted=interrupted)
 
 
 @pytest.fixture(scope="session")

@@ -40,12 +40,12 @@ import aiohttp
 import asyncpg
 import pytest
 
-from mediad.daemons import free_port
 from tests.support import media, twmd_standin
 from tests.support.cli import clean_env
 from tests.support.harness import shared_tmp
 from tests.support.mediaserver import MediaServer
 from tests.support.polling import eventually
+from tests.support.ports import fixed_port
 
 DEFAULT_SEED = 20261201
 SEEDS = [
@@ -144,7 +144,7 @@ class Serve:
 
     def __init__(self, state: Path, env: dict[str, str]) -> None:
         self.state = state
-        self.port = free_port()
+        self.port = fixed_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = clean_env(
             MEDIAD_STORAGE_STATE_DIR=str(state),

@@ -17,11 +17,11 @@ import yaml
 
 from mediad import client_cli
 from mediad.client_cli import following as client_following
-from mediad.daemons import free_port
 from mediad.service import Service
 from tests.support.cli import ROOT, clean_env, mediad
 from tests.support.harness import Api, running_service
 from tests.support.mediaserver import MediaServer
+from tests.support.ports import fixed_port
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 TOKEN = "cli-test-token-0123456789"
@@ -143,7 +143,7 @@ async def test_refusals_and_an_unreachable_server(
     assert bad_option.code == 4 and "nope" in bad_option.err
     usage = await mediad("get", media_server.url("v"), "-o", "no-equals-sign", env=env)
     assert usage.code == 2 and "KEY=VALUE" in usage.err
-    away = await mediad("ls", "--server", f"http://127.0.0.1:{free_port()}", env=env)
+    away = await mediad("ls", "--server", f"http://127.0.0.1:{fixed_port()}", env=env)
     assert away.code == 5 and "cannot reach" in away.err
 
 

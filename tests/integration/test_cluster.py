@@ -229,9 +229,9 @@ async def test_events_and_cancel_across_instances(
             job_id = (await api_a.submit(url, type="aria2"))["jobId"]
             await verify_completed(api_a, cluster, job_id, blob_sha)
             await eventually(
-                lambda: any(n == "completed" for n, _ in watcher.of(job_id)),
+                lambda: watcher.ended(job_id),
                 timeout_s=10,
-                what=f"`completed` of {job_id} on B (B saw: {watcher.of(job_id)})",
+                what=f"`completed` of {job_id} and its job-update on B (B saw: {watcher.of(job_id)})",
             )
             events = watcher.of(job_id)
         names = [n for n, _ in events]

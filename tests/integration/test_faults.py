@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 import socketio
 
-from mediad.daemons import ManagedPostgres, find_postgres_bin_dir, free_port
+from mediad.daemons import ManagedPostgres, find_postgres_bin_dir
 from mediad.service import Service
 from tests.integration.test_dispatch import WORKER_TOKEN
 from tests.integration.test_serve_cli import alive, descendants
@@ -36,6 +36,7 @@ from tests.support.harness import (
     shared_tmp,
 )
 from tests.support.mediaserver import MediaServer
+from tests.support.ports import fixed_port
 from tests.support.workers import ScriptedWorker
 
 BLOB_SHA = None  # filled lazily from media_dir
@@ -399,7 +400,7 @@ class Serve:
 
     def __init__(self, state: Path, database_url: str, redis_url: str, prefix: str) -> None:
         self.state = state
-        self.port = free_port()
+        self.port = fixed_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
         self.env.update(

@@ -93,10 +93,8 @@ async def test_socketio_client_sees_progress_then_completed_then_nothing(
         job_id = created["jobId"]
         ack = await client.subscribe(jobId=job_id)
         assert ack["ok"] is True and ack["job"]["jobId"] == job_id
-        await eventually(
-            lambda: any(n == "completed" for n, _ in client.of(job_id)), what="completed event"
-        )
-        # Anything after `completed` would arrive within a flush interval or two.
+        await eventually(lambda: client.ended(job_id), what="completed and its job-update")
+        # Anything after them would arrive within a flush interval or two.
         seen = len(client.of(job_id))
         await asyncio.sleep(1.0)
         events = client.of(job_id)

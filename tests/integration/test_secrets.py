@@ -17,12 +17,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from mediad.daemons import free_port
 from mediad.service import Service
 from tests.integration.test_serve_cli import alive, descendants
 from tests.support.harness import Api, Databases, RedisServer, running_service, shared_tmp
 from tests.support.mediaserver import MediaServer
 from tests.support.polling import eventually
+from tests.support.ports import fixed_port
 
 WORKER_TOKEN = "WORKERTOKEN-s3cr3t-0001"
 API_TOKEN = "APITOKEN-s3cr3t-00000002"
@@ -161,7 +161,7 @@ class Serve:
 
     def __init__(self, state: Path, extra_env: dict[str, str]) -> None:
         self.state = state
-        self.port = free_port()
+        self.port = fixed_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         env.update(

@@ -14,10 +14,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from mediad.daemons import free_port
 from tests.integration.test_store import ALL_MIGRATIONS
 from tests.support.harness import eventually, shared_tmp
 from tests.support.mediaserver import MediaServer
+from tests.support.ports import fixed_port
 
 
 def descendants(pid: int) -> set[int]:
@@ -53,7 +53,7 @@ def alive(pid: int) -> bool:
 @pytest.mark.slow
 async def test_serve_on_embedded_defaults(media_server: MediaServer) -> None:
     state = shared_tmp("mediad-test-serve-")
-    port = free_port()
+    port = fixed_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(
         MEDIAD_STORAGE_STATE_DIR=str(state),

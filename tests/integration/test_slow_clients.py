@@ -20,10 +20,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from mediad.daemons import free_port
 from mediad.service import Service
 from tests.support.harness import Databases, RedisServer, running_service, shared_tmp
 from tests.support.polling import eventually
+from tests.support.ports import fixed_port
 
 HEADER_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 1.0
@@ -190,7 +190,7 @@ async def test_1100_slow_sockets_do_not_exhaust_1024_descriptors(
         pytest.skip("this test needs 1,300 descriptors of its own")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1300), hard))
     state = shared_tmp("mediad-test-slow-")
-    port = free_port()
+    port = fixed_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
     env.update(

@@ -17,10 +17,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from mediad.daemons import free_port
 from tests.support.harness import Databases, RedisServer, shared_tmp
 from tests.support.jobs_client import JobsClient
 from tests.support.polling import eventually
+from tests.support.ports import fixed_port
 
 BAD_PACKETS = {
     "truncated": '42/jobs,["subscribe",',  # the 21 bytes
@@ -38,7 +38,7 @@ REPEATS = 50
 class Serve:
     def __init__(self, state: Path, dsn: str, redis_url: str) -> None:
         self.state = state
-        self.port = free_port()
+        self.port = fixed_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = state / "serve.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}

@@ -6,10 +6,14 @@ The build is reused while ``dist/mediad`` is newer than every input (mediad/, sc
 packaging/, pyproject.toml); ``wait()`` returns once a build that was started has ended.
 Several test processes (pytest-xdist) build once: the build holds ``build/.binary.lock``
 (the PyInstaller process inherits the lock), and the others wait for it to be released.
+Which worker runs the binary's tests is not known when the build starts, so the worker
+that started it lets it finish at the end of its session (another may be waiting for
+it), and a worker that finds no fresh binary once the lock is free builds it itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import importlib.util
 import subprocess
@@ -19,6 +23,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from tests.support import parallel
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / "dist" / "mediad"
@@ -73,26 +79,34 @@ def start() -> None:
     _build = (proc, time.monotonic(), log)
 
 
-def _wait_for_another() -> tuple[int, str]:
-    """Another test process's build: wait until it lets go of the lock."""
+def _wait_for_another() -> bool:
+    """Another test process's build: wait until it lets go of the lock. False when it
+    did not in time."""
     deadline = time.monotonic() + BUILD_TIMEOUT_S
     with open(LOCK, "w") as lock:
         while True:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return True
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    return 1, "another test process's build did not end in time"
+                    return False
                 time.sleep(0.5)
-    return (0, "") if is_fresh() else (1, "another test process's build failed")
 
 
 def wait() -> tuple[int, str]:
     """The build's exit code and the end of its output (0, "" when none was needed)."""
     start()
-    if _build is None:
-        return (0, "") if is_fresh() else _wait_for_another()
+    while _build is None:
+        if is_fresh():
+            return 0, ""
+        if not can_build():
+            return 1, "cannot build: PyInstaller is missing or the page is not built"
+        if not _wait_for_another():
+            return 1, "another test process's build did not end in time"
+        # No fresh binary after another process's build (it failed or was stopped):
+        # build here, so that its output is shown.
+        start()
     proc, started, log = _build
     try:
         code = proc.wait(timeout=max(1.0, BUILD_TIMEOUT_S - (time.monotonic() - started)))
@@ -106,9 +120,16 @@ def wait() -> tuple[int, str]:
     return code, output
 
 
-def stop() -> None:
-    """At the end of the session: a build still running (its tests were never reached)
-    is stopped."""
-    if _build is not None and _build[0].poll() is None:
-        _build[0].kill()
-        _build[0].wait()
+def stop(*, interrupted: bool) -> None:
+    """At the end of the session, a build still running: another xdist worker may be
+    waiting for it, so it is waited for — unless the run was interrupted, or this is
+    the only test process (then its tests were never reached): then it is stopped."""
+    if _build is None or _build[0].poll() is not None:
+        return
+    proc, started, _ = _build
+    if not interrupted and parallel.worker_count() > 1:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(1.0, BUILD_TIMEOUT_S - (time.monotonic() - started)))
+            return
+    proc.kill()
+    proc.wait()

@@ -26,10 +26,8 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -46,6 +44,7 @@ from tests.integration.test_serve_cli import alive, descendants
 from tests.support.cli import ROOT, clean_env
 from tests.support.harness import Api
 from tests.support.polling import eventually
+from tests.support.ports import fixed_port
 
 WORKER_TOKEN = "cluster-worker-token-for-tests-0123456789"
 
@@ -64,26 +63,6 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[section] = values
     return merged
-
-
-_PICKED: set[int] = set()
-
-
-def fixed_port() -> int:
-    """A free port outside the kernel's ephemeral range (where ``free_port`` and every
-    outgoing connection get theirs): an instance keeps its port across restarts, and no
-    aria2c or client socket of another instance can take it while it is stopped."""
-    low, _ = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    rng = random.Random()
-    for _ in range(1000):
-        port = rng.randrange(10_000, max(10_001, min(low, 30_000)))
-        if port in _PICKED:
-            continue
-        with contextlib.suppress(OSError), socket.socket() as sock:
-            sock.bind(("127.0.0.1", port))
-            _PICKED.add(port)
-            return port
-    raise RuntimeError("no free port below the ephemeral range")
 
 
 class InstanceDied(AssertionError):

@@ -35,3 +35,12 @@ class JobsClient:
 
     def of(self, job_id: str) -> list[tuple[str, dict[str, Any]]]:
         return [(n, d) for n, d in self.events if d.get("jobId") == job_id]
+
+    def ended(self, job_id: str, status: str = "completed") -> bool:
+        """Both of a job's last events have arrived: ``completed`` (or ``failed``) and the
+        ``job-update`` with that status the server sends right after it — each its own
+        message, so the second may arrive a moment later."""
+        events = self.of(job_id)
+        return any(n == status for n, _ in events) and any(
+            n == "job-update" and d.get("status") == status for n, d in events
+        )

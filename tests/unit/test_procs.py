@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -60,7 +61,13 @@ async def test_lines_split_on_newlines_and_carriage_returns(tmp_path: Path) -> N
 
 
 def _child_entry(argv: list[str]) -> int:
-    print("child says", *argv)
+    # Alive until the test has looked at its process group: its parent, the fork server,
+    # reaps it as soon as it ends, and then its pid names nothing.
+    go, *words = argv
+    deadline = time.monotonic() + 30
+    while not Path(go).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("child says", *words)
     return 3
 
 
@@ -70,8 +77,10 @@ async def test_the_fork_server_runs_a_python_entry_point_in_its_own_group(tmp_pa
         forks = ForkServer.start(preload=False)
     try:
         entry = f"{__name__}:_child_entry"
-        proc = await forks.fork(entry, ["x", "y"], tmp_path, None, "mediad: test")
+        go = tmp_path / "go"
+        proc = await forks.fork(entry, [str(go), "x", "y"], tmp_path, None, "mediad: test")
         assert os.getpgid(proc.pid) == proc.pid
+        go.touch()
         lines = [line async for line in proc.lines()]
         assert await proc.wait() == 3
         assert lines == ["child says x y"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mediad.aria2_rpc import Aria2Error, Aria2Rpc, Aria2Unavailable
-from mediad.daemons import free_port
 from mediad.worker.run_aria2 import rpc_failure
+from tests.support.ports import fixed_port
 
 
 def test_a_daemon_that_does_not_answer_interrupts_the_attempt() -> None:
@@ -30,7 +30,7 @@ def test_aria2_refusing_the_uri_is_the_jobs_failure() -> None:
 
 
 async def test_a_closed_port_is_unavailable_not_an_answer() -> None:
-    rpc = Aria2Rpc(f"http://127.0.0.1:{free_port()}/jsonrpc", "secret")
+    rpc = Aria2Rpc(f"http://127.0.0.1:{fixed_port()}/jsonrpc", "secret")
     try:
         with pytest.raises(Aria2Unavailable):
             await rpc.call("aria2.addUri", ["http://example.com/a.bin"], {}, timeout_s=3)

@@ -75,6 +75,31 @@ describe('JobStore', () => {
     expect(seen).toHaveLength(1);
   });
 
+  it('tells the end of a job heard of live whose answer came after its end, before its end event', () => {
+    const { store } = makeStore();
+    store.applyFirstPage([], null, { tab: 'all', q: '' }, 0, true);
+    const seen: Transition[] = [];
+    store.onTransition((t) => seen.push(t));
+    const quick = job({ status: 'completed', progress: 100 });
+    const created = store.applyEvents([
+      { kind: 'job-update', data: { jobId: quick.jobId, status: 'queued', stage: 'queued', progress: null } },
+    ]);
+    expect(created.unknown).toEqual([quick.jobId]);
+    // The answer to the page's GET shows it done; the events of its end are still on the way.
+    store.upsert(quick);
+    expect(seen).toHaveLength(0);
+    store.applyEvents([
+      { kind: 'completed', data: { jobId: quick.jobId, filename: 'a.mp4', size: 1, outputPath: 'x/a.mp4' } },
+      { kind: 'job-update', data: { jobId: quick.jobId, status: 'completed', stage: 'finalizing', progress: 100 } },
+    ]);
+    expect(seen.map((t) => [t.job.jobId, t.from, t.to])).toEqual([[quick.jobId, 'running', 'completed']]);
+    // A job the page merely loads is no news, even when an end event about it comes.
+    const old = job({ status: 'failed' });
+    store.upsert(old);
+    store.applyEvents([{ kind: 'failed', data: { jobId: old.jobId, errorCode: 'network', message: 'refused' } }]);
+    expect(seen).toHaveLength(1);
+  });
+
   it('ignores a page for a filter that is no longer shown', () => {
     const { store } = makeStore();
     store.setFilter({ tab: 'completed', q: '' });

@@ -46,6 +46,12 @@ export class JobStore {
   /** Jobs the page did not know when their end was announced: they are fetched, and
    * their end is still told once they arrive (a quick job posted by another client). */
   private endedUnseen = new Map<string, Status>();
+  /** Jobs the page first heard of from an event, while their answer from REST is awaited. */
+  private heardLive = new Set<string>();
+  /** Jobs heard of live whose answer from REST showed them ended before their end event
+   * came (the event still on its way, or queued for the next frame): the end is told when
+   * that event arrives. */
+  private endedFetched = new Map<string, Status>();
   private list: ListState;
   private clock: () => number;
 
@@ -148,6 +154,8 @@ export class JobStore {
 
   remove(id: string): void {
     this.endedUnseen.delete(id);
+    this.heardLive.delete(id);
+    this.endedFetched.delete(id);
     if (this.jobs.delete(id)) this.notifyJob(id);
     this.eventAt.delete(id);
     const order = removeId(this.list, id);
@@ -166,11 +174,19 @@ export class JobStore {
       const job = this.jobs.get(id);
       if (!job) {
         unknown.add(id);
+        this.heardLive.add(id);
         const ended = endOf(ev);
         if (ended) this.endedUnseen.set(id, ended);
         continue;
       }
       this.eventAt.set(id, at);
+      const ended = endOf(ev);
+      if (ended && job.status === ended && this.endedFetched.get(id) === ended) {
+        this.endedFetched.delete(id);
+        transitions.push({ job, from: 'running', to: ended });
+      } else if (ev.kind === 'job-update' && ev.data.status && !isEnd(ev.data.status)) {
+        this.endedFetched.delete(id); // it moved on (a retry): that end is no news any more
+      }
       const next = applyEvent(job, ev);
       if (next === job) continue;
       this.jobs.set(id, next);
@@ -202,7 +218,10 @@ export class JobStore {
     if (ended !== undefined) {
       this.endedUnseen.delete(remote.jobId);
       if (!local && next.status === ended) this.emitTransition({ job: next, from: 'running', to: ended });
+    } else if (this.heardLive.has(remote.jobId) && !local && isEnd(next.status)) {
+      this.endedFetched.set(remote.jobId, next.status);
     }
+    this.heardLive.delete(remote.jobId);
   }
 
   private replaceJob(job: Job): void {
@@ -233,6 +252,10 @@ export class JobStore {
   private emitTransition(t: Transition): void {
     for (const l of [...this.transitionListeners]) l(t);
   }
+}
+
+function isEnd(status: Status): boolean {
+  return status === 'completed' || status === 'failed';
 }
 
 /** The status an event ends a job in, if it does. */
