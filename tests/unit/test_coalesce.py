@@ -9,6 +9,7 @@ from collections.abc import Callable, Hashable
 import pytest
 
 from mediad.coalesce import Coalescer, Seal, Shared
+from tests.support.polling import eventually
 
 
 class Source:
@@ -21,10 +22,12 @@ class Source:
         self.gate: asyncio.Event | None = None
         self.in_flight: asyncio.Event | None = None
         self.sealed = asyncio.Event()
+        self.waiting = asyncio.Event()  # a run waits at the gate
         self.fail: Exception | None = None
 
     async def run(self, seal: Seal[str]) -> dict[str, int]:
         if self.gate is not None:
+            self.waiting.set()
             await self.gate.wait()
         keys = seal()
         self.runs.append(keys)
@@ -51,7 +54,7 @@ async def test_callers_that_come_while_the_run_waits_to_send_join_it() -> None:
     source.gate = asyncio.Event()
     reads = Coalescer(source.run)
     first = asyncio.ensure_future(reads.get("a"))
-    await asyncio.sleep(0.01)  # the run waits for its connection
+    await source.waiting.wait()  # the run waits for its connection
     later = asyncio.ensure_future(reads.get("b"))
     await asyncio.sleep(0)
     source.gate.set()
@@ -69,7 +72,7 @@ async def test_a_caller_after_the_seal_gets_a_read_sent_after_it_asked() -> None
     await source.sealed.wait()  # the first query is on its way, with a = 1
     source.values["a"] = 10  # a write lands and is acknowledged
     after = asyncio.ensure_future(reads.get("a"))  # then its client reads
-    await asyncio.sleep(0.01)
+    await eventually(lambda: len(source.runs) == 2, timeout_s=5, what="the second run's seal")
     source.in_flight.set()
     assert await before == 1
     assert await after == 10
@@ -174,7 +177,7 @@ async def test_callers_during_a_run_share_the_next_one_never_the_one_under_way()
     first = asyncio.ensure_future(shared.get())
     await checks.running.wait()  # run 1 started before the others asked
     during = [asyncio.ensure_future(shared.get()) for _ in range(4)]
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # a while with run 1 under way: nothing new (a negative check)
     assert checks.started == 1  # the next waits for this one
     checks.gate.set()
     assert await first == 1
@@ -189,10 +192,9 @@ async def test_a_run_that_hangs_holds_the_next_back_for_overlap_s_only() -> None
     hung = asyncio.ensure_future(shared.get())
     await checks.running.wait()
     later = asyncio.ensure_future(shared.get())
-    await asyncio.sleep(0.02)
+    await asyncio.sleep(0.02)  # before overlap_s has passed: nothing new (a negative check)
     assert checks.started == 1
-    await asyncio.sleep(0.1)
-    assert checks.started == 2  # started beside the hung one
+    await eventually(lambda: checks.started == 2, timeout_s=5, what="the run beside the hung one")
     checks.gate.set()
     assert (await hung, await later) == (1, 2)
 

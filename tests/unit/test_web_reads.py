@@ -45,7 +45,7 @@ async def test_requests_during_a_run_share_the_next_and_see_what_changed(
     first = ask()
     await eventually(lambda: runs == [1], timeout_s=2, interval_s=0.001, what="the first run")
     during = [ask() for _ in range(5)]
-    await asyncio.sleep(0.02)
+    await asyncio.sleep(0.02)  # a while with run 1 under way: nothing new (a negative check)
     assert runs == [1]  # one run at a time: the five wait for the next
     rig.connect("s1")  # meanwhile a worker comes
     gate.set()
