@@ -259,6 +259,40 @@ async def test_a_refused_url_shows_the_servers_message_beside_the_field(page: Pa
     await expect(alert).to_be_visible()
 
 
+async def test_what_is_typed_while_a_submit_is_answered_is_kept(
+    page: Page, api: Api, media_server: MediaServer
+) -> None:
+    """The URL box stays editable while the jobs are created; the answer must not wipe a
+    URL typed meanwhile (it empties the box only if it still holds what was sent)."""
+    t = tag()
+    first, second = media_server.url(f"first-{t}.bin"), media_server.url(f"second-{t}.bin")
+    reached, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_answer(route: Route) -> None:
+        if route.request.method != "POST":
+            await route.continue_()
+            return
+        answer = await route.fetch()  # the job is created on the real server
+        reached.set()
+        await release.wait()
+        await route.fulfill(response=answer)
+
+    await page.route(re.compile(r"/downloads$"), hold_the_answer)
+    await open_page(page)
+    await submit(page, first)
+    await asyncio.wait_for(reached.wait(), 20)
+    await url_field(page).fill(second)
+    release.set()
+    await expect(row(page, f"first-{t}")).to_be_visible()
+    await expect(download_button(page)).to_be_enabled()
+    await expect(url_field(page)).to_have_value(second)
+    await job_by_url(api, first)
+    # And untouched, the box is emptied once the job is made.
+    await download_button(page).click()
+    await expect(row(page, f"second-{t}")).to_be_visible()
+    await expect(url_field(page)).to_have_value("")
+
+
 # -- 4. the socket cut --------------------------------------------------------------------------
 
 

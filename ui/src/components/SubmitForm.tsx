@@ -8,6 +8,7 @@ import {
   DEFAULT_OPTIONS,
   optionGroups,
   parseUrls,
+  textAfterSubmit,
   type OptionErrors,
   type OptionField,
   type OptionsState,
@@ -138,7 +139,7 @@ export function SubmitForm({ initialUrl, urlRef, onCreated }: Props) {
       }
       if (created.length) onCreated(created);
       const createdUrls = new Set(created.map((j) => j.url));
-      setText(list.filter((u) => !createdUrls.has(u)).join('\n'));
+      setText((current) => textAfterSubmit(text, current, createdUrls));
       const optionFailures = failed.filter((f) => f.error.code === 'invalid_options');
       const urlFailures = failed.filter((f) => f.error.code !== 'invalid_options' && f.error.status !== 401);
       if (optionFailures.length) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Detection } from '../api/types';
-import { buildBody, buildOptions, DEFAULT_OPTIONS, optionGroups, parseLanguages, parseUrls, type OptionsState } from './options';
+import { buildBody, buildOptions, DEFAULT_OPTIONS, optionGroups, parseLanguages, parseUrls, textAfterSubmit, type OptionsState } from './options';
 
 const YTDLP = ['format', 'audioOnly', 'audioFormat', 'playlist', 'maxItems', 'subtitles'];
 const opts = (o: Partial<OptionsState>): OptionsState => ({ ...DEFAULT_OPTIONS, ...o });
@@ -19,6 +19,25 @@ describe('parseUrls', () => {
       'https://b.example/2',
     ]);
     expect(parseUrls('   \n')).toEqual([]);
+  });
+});
+
+describe('textAfterSubmit', () => {
+  const a = 'https://a.example/1';
+  const b = 'https://b.example/2';
+  const c = 'https://c.example/3';
+  it('leaves the URLs that were not created when the box was not touched', () => {
+    expect(textAfterSubmit(`${a}\n${b}`, `${a}\n${b}`, new Set([a]))).toBe(b);
+    expect(textAfterSubmit(`${a}\n${b}`, `${a}\n${b}`, new Set([a, b]))).toBe('');
+    expect(textAfterSubmit(` ${a} \n\n${a}`, ` ${a} \n\n${a}`, new Set())).toBe(a);
+  });
+  it('keeps what was typed while the jobs were being created', () => {
+    // Replaced with a new URL before the answer came: the new URL stays.
+    expect(textAfterSubmit(a, c, new Set([a]))).toBe(c);
+    // Added a line under the one being sent: the sent one goes, the new one stays.
+    expect(textAfterSubmit(a, `${a}\n${c}`, new Set([a]))).toBe(c);
+    // Edited a URL that then failed: the edit is kept as typed.
+    expect(textAfterSubmit(b, `${b}x`, new Set())).toBe(`${b}x`);
   });
 });
 

@@ -55,6 +55,20 @@ export function parseUrls(text: string): string[] {
   return [...seen];
 }
 
+/**
+ * What the URL box holds once a submit ends. While the jobs were being created the box stayed
+ * editable: if it still holds what was sent, what is left is the URLs that were not created (to
+ * fix and send again); if someone typed or pasted meanwhile, their text is kept as they left it,
+ * without the lines that were created.
+ */
+export function textAfterSubmit(sent: string, current: string, created: ReadonlySet<string>): string {
+  if (current === sent) return parseUrls(sent).filter((u) => !created.has(u)).join('\n');
+  return current
+    .split(/\r?\n/)
+    .filter((line) => !created.has(line.trim()))
+    .join('\n');
+}
+
 function wholeNumber(text: string, low: number, high: number): number | null {
   const t = text.trim();
   if (!/^\d{1,7}$/.test(t)) return null;
