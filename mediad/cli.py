@@ -38,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command == "worker" and args.zygote_fd is not None:
+            from mediad import zygote
+
+            return zygote.main(args.zygote_fd)
         if args.command == "worker" and args.settings_fd is not None:
             return _handed_over_worker(args.settings_fd)
         config = configuration.load(args.config)
@@ -78,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     # Internal: how `mediad serve` (and a remote worker, re-executing itself) hands a
     # worker its settings and token without the environment.
     worker.add_argument("--settings-fd", type=int, help=argparse.SUPPRESS)
+    # Internal: the process `mediad serve` forks its local workers from (mediad/zygote.py).
+    worker.add_argument("--zygote-fd", type=int, help=argparse.SUPPRESS)
     command("migrate", "apply database migrations and exit", _migrate)
     command(
         "check-config",

@@ -1,9 +1,10 @@
 """Worker processes: start ``workers.processes`` of them, restart any that exits (with
 backoff), stop them all at shutdown.
 
-Each worker gets its own random token, with its settings, through a file descriptor it reads
-once (never argv, never the environment); the token is revoked when the process ends, so a
-dead worker's token opens nothing.
+They are forked by the zygote (``mediad/zygote.py``), one process that loaded everything a
+worker needs, so that they share that memory. Each worker gets its own random token, with
+its settings, in the zygote's request (never argv, never the environment); the token is
+revoked when the process ends, so a dead worker's token opens nothing.
 """
 
 from __future__ import annotations
@@ -13,24 +14,31 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from mediad.auth import WorkerTokens
 from mediad.backoff import restart_backoff
 from mediad.config import Config
 from mediad.secrecy import worker_environment
 from mediad.tasks import cancel_all
-from mediad.worker.settings import WorkerSettings, hand_over
+from mediad.worker.forkserver import ForkServer, ForkServerLost
+from mediad.worker.settings import WorkerSettings
+from mediad.zygote import WORKER_ENTRY, start_message, worker_title, zygote_command
 
 log = logging.getLogger(__name__)
 
 # A worker that ran at least this long before exiting is restarted after the first delay
 # again, not the last one.
 STABLE_S = 30.0
+# A worker's output (its log lines): the service's own standard error, as any child's.
+STDERR = 2
 
 
 def worker_command(settings_fd: int) -> list[str]:
@@ -93,7 +101,25 @@ def worker_settings(
     }
 
 
+class LocalWorker:
+    """A worker forked by the zygote: its pid, and its exit code once the zygote reaped it
+    (``-SIGKILL`` if the zygote went first)."""
+
+    def __init__(self, pid: int, exited: asyncio.Future[int]) -> None:
+        self.pid = pid
+        self._exited = exited
+
+    @property
+    def returncode(self) -> int | None:
+        return self._exited.result() if self._exited.done() else None
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+
 class Supervisor:
+    """Starts the zygote (``mediad/zygote.py``) and has it fork each local worker."""
+
     def __init__(
         self,
         config: Config,
@@ -105,8 +131,12 @@ class Supervisor:
         self.tokens = tokens
         self.server_url = server_url
         self.settings = settings
-        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.procs: dict[str, LocalWorker] = {}
         self.restarts = 0
+        self.zygote: asyncio.subprocess.Process | None = None
+        self.zygote_starts = 0
+        self._forks: ForkServer | None = None
+        self._zygote_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -117,36 +147,88 @@ class Supervisor:
         ]
         return self._tasks
 
-    async def _spawn(self, worker_id: str) -> asyncio.subprocess.Process:
-        # The token and the settings (the aria2 secret among them) go through a file
-        # descriptor; the environment holds none of mediad's settings or secrets, since
-        # every tool the worker starts would inherit it.
+    async def _zygote(self) -> ForkServer:
+        """The running zygote's channel; a new zygote if there is none or it is gone."""
+        async with self._zygote_lock:
+            if self._forks is not None and not self._forks.lost:
+                return self._forks
+            await self._stop_zygote()
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *zygote_command(theirs.fileno()),
+                    env=worker_environment(os.environ),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    start_new_session=True,
+                    pass_fds=(theirs.fileno(),),
+                )
+            except BaseException:
+                ours.close()
+                raise
+            finally:
+                theirs.close()
+            self.zygote, self.zygote_starts = proc, self.zygote_starts + 1
+            forks = ForkServer(proc.pid, ours, "zygote")
+            try:
+                ours.send(
+                    start_message(
+                        parent_pid=os.getpid(),
+                        ffmpeg=self.settings.get("ffmpeg"),
+                        preload=not self.settings.get("ytdlp"),
+                        log_level=str(self.settings.get("logLevel", "info")),
+                        log_format=str(self.settings.get("logFormat", "json")),
+                    )
+                )
+            except OSError:
+                pass  # it is gone already: the first request says so
+            forks.watch()
+            self._forks = forks
+            return forks
+
+    async def _stop_zygote(self, grace_s: float = 5.0) -> None:
+        forks, proc = self._forks, self.zygote
+        self._forks = self.zygote = None
+        if forks is not None:
+            forks.close()  # it kills every worker's group it still has, then exits
+        if proc is None:
+            return
+        try:
+            await asyncio.wait_for(proc.wait(), grace_s)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+    async def _spawn(self, worker_id: str) -> LocalWorker:
+        forks = await self._zygote()
+        # The token and the settings (the aria2 secret among them) go over the zygote's
+        # channel, never argv or the environment: every tool the worker starts would
+        # inherit those. The parent check is the zygote's (its child exits at once if the
+        # zygote is gone), hence no parent_pid.
         settings = WorkerSettings(
             server_url=self.server_url,
             worker_id=worker_id,
             token=self.tokens.issue(worker_id),
-            parent_pid=os.getpid(),
+            parent_pid=None,
             **settings_fields(self.settings),
         )
-        fd = hand_over({"settings": settings.to_payload()})
-        try:
-            return await asyncio.create_subprocess_exec(
-                *worker_command(fd),
-                env=worker_environment(os.environ),
-                stdin=asyncio.subprocess.DEVNULL,
-                start_new_session=True,
-                pass_fds=(fd,),
-            )
-        finally:
-            os.close(fd)
+        payload = orjson.dumps(settings.to_payload()).decode()
+        pid, exited = await forks.spawn(
+            WORKER_ENTRY, [payload], Path.cwd(), None, worker_title(worker_id), STDERR
+        )
+        return LocalWorker(pid, exited)
 
     async def _keep_running(self, worker_id: str) -> None:
         backoff = restart_backoff()
         while not self._stopping:
             started = time.monotonic()
-            proc = await self._spawn(worker_id)
-            self.procs[worker_id] = proc
-            code = await proc.wait()
+            try:
+                proc = await self._spawn(worker_id)
+            except (ForkServerLost, OSError) as exc:
+                code: int | str = f"none (not started: {exc})"
+            else:
+                self.procs[worker_id] = proc
+                code = await proc.wait()
             self.tokens.revoke(worker_id)
             self.procs.pop(worker_id, None)
             if self._stopping:
@@ -176,8 +258,10 @@ class Supervisor:
         for proc in procs:
             _signal_group(proc, signal.SIGKILL)  # anything the workers left behind in their group
         await cancel_all(self._tasks, "the supervisor")
+        async with self._zygote_lock:
+            await self._stop_zygote()
 
 
-def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
+def _signal_group(proc: LocalWorker, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)

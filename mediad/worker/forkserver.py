@@ -84,8 +84,9 @@ class ForkedProcess(procs.ToolProcess):
 class ForkServer:
     """The worker's end: ``start`` forks the server, ``fork`` asks it for a child."""
 
-    def __init__(self, pid: int, sock: socket.socket) -> None:
+    def __init__(self, pid: int, sock: socket.socket, name: str = "fork server") -> None:
         self.pid = pid
+        self.name = name  # for the log
         self._sock = sock
         self._next_id = 0
         self._started: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -129,6 +130,41 @@ class ForkServer:
         """Run ``entry(argv)`` (``module:function``) in a fresh child of the server, in
         ``cwd`` with ``env`` (None: the server's), stdin closed, its stdout and stderr one
         pipe that the returned process reads."""
+        read_fd, write_fd = os.pipe()
+        try:
+            try:
+                reply = await self._ask(entry, argv, cwd, env, title, write_fd)
+            finally:
+                os.close(write_fd)
+        except BaseException:
+            os.close(read_fd)
+            raise
+        reader = await procs.reader_for(read_fd)
+        return ForkedProcess(reply["pid"], reader, reply["exited"], reply["threads"])
+
+    async def spawn(
+        self,
+        entry: str,
+        argv: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str] | None,
+        title: str,
+        output_fd: int,
+    ) -> tuple[int, asyncio.Future[int]]:
+        """As ``fork``, with the child's stdout and stderr on ``output_fd`` (a copy of it;
+        the caller keeps its own): its pid and a future for its exit code."""
+        reply = await self._ask(entry, argv, cwd, env, title, output_fd)
+        return int(reply["pid"]), reply["exited"]
+
+    async def _ask(
+        self,
+        entry: str,
+        argv: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str] | None,
+        title: str,
+        output_fd: int,
+    ) -> dict[str, Any]:
         if self.lost or self._closed:
             raise ForkServerLost("the fork server is gone")
         self.watch()
@@ -142,23 +178,16 @@ class ForkServer:
             raise ValueError(f"a fork request of {len(data)} bytes is too large")
         started = self._loop.create_future()
         self._started[request_id] = started
-        read_fd, write_fd = os.pipe()
         try:
             try:
-                socket.send_fds(self._sock, [data], [write_fd])
+                socket.send_fds(self._sock, [data], [output_fd])
             except OSError as exc:
                 self._lose()
                 raise ForkServerLost(f"the fork server is gone: {exc}") from None
-            finally:
-                os.close(write_fd)
-            reply = await started
-        except BaseException:
-            os.close(read_fd)
-            raise
+            reply: dict[str, Any] = await started
+            return reply
         finally:
             self._started.pop(request_id, None)
-        reader = await procs.reader_for(read_fd)
-        return ForkedProcess(reply["pid"], reader, reply["exited"], reply["threads"])
 
     def watch(self) -> None:
         """Read the server's replies on the running loop from now on (a server that dies
@@ -215,7 +244,7 @@ class ForkServer:
                 exited.set_result(-signal.SIGKILL)
         self._exits.clear()
         if not self._closed:
-            log.error("the fork server (pid %d) is gone", self.pid)
+            log.error("the %s (pid %d) is gone", self.name, self.pid)
             if self.on_lost is not None:
                 self.on_lost()
 
@@ -223,6 +252,15 @@ class ForkServer:
         if self._loop is not None:
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(self._sock.fileno())
+
+    def close(self) -> None:
+        """Close the channel without waiting (for a server that is not this process's
+        child, or one whose exit someone else waits for): it kills what it still runs and
+        exits."""
+        self._closed = True
+        self._stop_listening()
+        self._sock.close()
+        self._lose()
 
     async def stop(self, grace_s: float = 5.0) -> int:
         """Close the channel: the server kills what it still runs and exits. Returns its
@@ -244,7 +282,9 @@ class ForkServer:
 # -- the server ----------------------------------------------------------------------------
 
 
-def _server_main(sock: socket.socket, worker: int, ffmpeg: str | None, preload: bool) -> None:
+def _server_main(
+    sock: socket.socket, worker: int, ffmpeg: str | None, preload: bool, title: str = TITLE
+) -> None:
     code = 0
     try:
         procs.die_with_parent(signal.SIGKILL)
@@ -260,7 +300,7 @@ def _server_main(sock: socket.socket, worker: int, ffmpeg: str | None, preload: 
         keep = sock.fileno()
         os.closerange(3, keep)
         os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
-        set_title(TITLE)
+        set_title(title)
         if preload:
             from mediad.worker import run_ytdlp
 

@@ -65,6 +65,21 @@ def command_name(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
 
 
+def worker_tree(main: int) -> list[tuple[int, str]]:
+    """The processes ``mediad serve`` (pid ``main``) runs its local workers in, as (pid,
+    kind): the zygote they are forked from, each worker, and each worker's fork server."""
+    found: list[tuple[int, str]] = []
+    for pid in children(main):
+        if "mediad: zygote" in command_name(pid):
+            found.append((pid, "zygote"))
+            for worker in children(pid):
+                if "mediad: worker" in command_name(worker):
+                    found.append((worker, "worker"))
+                    found += [(p, "fork server") for p in children(worker)
+                              if "fork-server" in command_name(p)]  # fmt: skip
+    return found
+
+
 class Serve:
     """`mediad serve` in a subprocess on embedded defaults."""
 
@@ -132,18 +147,19 @@ async def footprint() -> None:
         assert serve.proc is not None
         await asyncio.sleep(3)  # let the workers settle after start-up
         main = serve.proc.pid
-        workers = [p for p in children(main) if "mediad worker" in command_name(p)]
-        others = [p for p in children(main) if p not in workers]
-        # Each worker's fork server (it holds the preloaded yt-dlp) is one of ours too.
-        forks = [c for p in workers for c in children(p) if "fork-server" in command_name(c)]
-        ours = [main, *workers, *forks]
+        tree = worker_tree(main)
+        workers = [p for p, kind in tree if kind == "worker"]
+        forks = [p for p, kind in tree if kind == "fork server"]
+        others = [p for p in children(main) if p not in dict(tree)]
+        # The zygote and each worker's fork server (yt-dlp preloaded) are ours too.
+        ours = [main, *(p for p, _ in tree)]
         peak = sum(memory_kib(p, "VmHWM") for p in ours) / 1024
         now = sum(memory_kib(p, "VmRSS") for p in ours) / 1024
         extra = sum(memory_kib(p, "VmRSS") for p in others) / 1024
         pss = sum(pss_kib(p) for p in ours) / 1024
         print("footprint (3 idle workers):")
         print(
-            f"  mediad serve + {len(workers)} workers + {len(forks)} fork servers: peak RSS"
+            f"  mediad serve + zygote + {len(workers)} workers + {len(forks)} fork servers: peak RSS"
             f" {peak:.1f} MiB, now {now:.1f} MiB"
         )
         print(f"  the same processes' PSS (shared pages counted once): {pss:.1f} MiB")

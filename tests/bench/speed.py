@@ -46,7 +46,7 @@ from aiohttp import web
 
 from mediad.daemons import free_port
 from mediad.worker import run_ytdlp
-from tests.bench.__main__ import Serve, children, command_name, memory_kib, pss_kib
+from tests.bench.__main__ import Serve, children, command_name, memory_kib, pss_kib, worker_tree
 from tests.support.harness import shared_tmp
 from tests.support.mediaserver import MediaServer
 
@@ -118,7 +118,8 @@ _TICK = os.sysconf("SC_CLK_TCK")
 def _kind(pid: int) -> str:
     """What a process of mediad's tree is, for the CPU account."""
     name = command_name(pid)
-    for marker, kind in (("mediad serve", "serve"), ("mediad worker", "workers"),
+    for marker, kind in (("mediad serve", "serve"), ("mediad: worker", "workers"),
+                         ("mediad: zygote", "zygote"), ("mediad worker", "workers"),
                          ("fork-server", "yt-dlp children"), ("aria2c", "aria2c"),
                          ("postgres", "postgres"), ("redis", "redis")):  # fmt: skip
         if marker in name:
@@ -148,15 +149,15 @@ def tree_cpu(root: int) -> dict[str, float]:
 
 
 async def quiet_fork_servers(root: int, timeout_s: float = 90) -> None:
-    """Wait until every worker's fork server has finished its start-up (yt-dlp's preload and
-    warm-up job, ~1 s of CPU each, which would otherwise land in the first figures): none
-    used CPU over the last 0.3 s. A worker forks its fork server before it connects, so
-    once the service is healthy they are there (none with ``tools.ytdlp``)."""
+    """Wait until the zygote and every worker's fork server have finished their start-up
+    (yt-dlp's preload and warm-up job, ~1 s of CPU, which would otherwise land in the first
+    figures): none used CPU over the last 0.3 s. A worker forks its fork server before it
+    connects, so once the service is healthy they are there (none with ``tools.ytdlp``)."""
 
     def ticks() -> dict[int, int] | None:
-        workers = [p for p in children(root) if "mediad worker" in command_name(p)]
-        forks = [c for w in workers for c in children(w) if "fork-server" in command_name(c)]
-        if not workers:
+        tree = worker_tree(root)
+        forks = [p for p, kind in tree if kind in ("zygote", "fork server")]
+        if not any(kind == "worker" for _, kind in tree):
             return None
         found = {}
         for pid in forks:
@@ -567,14 +568,8 @@ async def idle(jobs: int) -> None:
                     await asyncio.sleep(3)
                     main = serve.proc.pid
                     rows = [(main, "mediad serve")]
-                    for pid in children(main):
-                        name = command_name(pid)
-                        if "mediad worker" in name:  # and its fork server (yt-dlp's jobs)
-                            rows.append((pid, "worker"))
-                            rows += [(p, "fork server") for p in children(pid)
-                                     if "fork-server" in command_name(p)]  # fmt: skip
-                        elif "aria2c" in name:
-                            rows.append((pid, "aria2c"))
+                    rows += worker_tree(main)  # the zygote, workers, fork servers
+                    rows += [(p, "aria2c") for p in children(main) if "aria2c" in command_name(p)]
                     print(
                         f"idle footprint after {jobs} tiny jobs ({half} yt-dlp, {jobs - half} aria2):"
                     )

@@ -195,10 +195,11 @@ class Serve:
         }  # fmt: skip
         workers: set[int] = set()
         tree = descendants(self.proc.pid)
+        zygotes = {p.pid for p in tree if _cmdline(p.pid).strip() == "mediad: zygote"}
         for proc in tree:
             cmd = _cmdline(proc.pid)
             parent = int((_stat(proc.pid) or ["", "0"])[1])
-            if parent == self.proc.pid and " worker --settings-fd" in cmd:
+            if parent in zygotes and cmd.startswith("mediad: worker "):  # forked by the zygote
                 roles["worker"].append(proc)
                 workers.add(proc.pid)
             elif parent == self.proc.pid and "aria2c" in cmd and "--enable-rpc" in cmd:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -305,4 +306,56 @@ async def test_active_heartbeats_keep_a_silent_job_alive_and_silence_stalls_it(
             assert job["errorCode"] == "stalled"
         finally:
             await worker.close()
+            await api.close()
+
+
+async def test_a_killed_zygote_is_started_again_and_its_workers_with_it(
+    new_config: Any, media_server: MediaServer
+) -> None:
+    """Every local worker is forked by the zygote: when it is SIGKILLed its workers go too
+    (their parent-death signal), and the supervisor starts a new zygote and new workers,
+    which take jobs again."""
+    import os
+    import signal
+
+    config = await new_config(workers={"processes": 2})
+    async with running_service(config) as service:
+        supervisor, dispatcher = service.supervisor, service.dispatcher
+        assert supervisor is not None and dispatcher is not None
+        assert supervisor.zygote is not None and supervisor.zygote_starts == 1
+        zygote = supervisor.zygote.pid
+        old = {w: p.pid for w, p in supervisor.procs.items()}
+        assert sorted(old) == ["local-1", "local-2"]
+        for pid in old.values():  # the zygote's children, not the service's
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            assert int(stat[1]) == zygote
+        os.kill(zygote, signal.SIGKILL)
+
+        def gone(pid: int) -> bool:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except FileNotFoundError:
+                return True
+            return state == "Z"
+
+        await eventually(lambda: all(gone(p) for p in old.values()), what="the old workers gone")
+        await eventually(
+            lambda: (
+                supervisor.zygote is not None
+                and supervisor.zygote.pid != zygote
+                and sorted(supervisor.procs) == ["local-1", "local-2"]
+                and not set(old.values()) & {p.pid for p in supervisor.procs.values()}
+            ),
+            what="a new zygote and new workers",
+            timeout_s=30,
+        )
+        assert supervisor.zygote_starts == 2
+        await eventually(
+            lambda: dispatcher.roster.worker_count == 2, what="the new workers to connect"
+        )
+        api = Api(service.base_url)
+        try:
+            job_id = (await api.submit(media_server.url("blob.bin"), type="aria2"))["jobId"]
+            await api.wait_status(job_id, "completed", timeout_s=60)
+        finally:
             await api.close()

@@ -23,6 +23,7 @@ from tests.support.harness import Api, Databases, RedisServer, running_service, 
 from tests.support.mediaserver import MediaServer
 from tests.support.polling import eventually
 from tests.support.ports import fixed_port
+from tests.support.proctree import local_workers
 
 WORKER_TOKEN = "WORKERTOKEN-s3cr3t-0001"
 API_TOKEN = "APITOKEN-s3cr3t-00000002"
@@ -258,7 +259,7 @@ async def test_no_child_of_serve_holds_a_secret(media_server: MediaServer) -> No
 
                 def tools_running() -> set[int] | None:
                     tree = descendants(main)
-                    workers = [p for p in tree if ppid(p) == main and "worker" in cmdline(p)]
+                    workers = local_workers(main)
                     # The ffmpeg job's tool: ffprobe first (it reads the stalled input
                     # for the duration), then ffmpeg; either is a child to check.
                     has_ffmpeg = bool({"ffmpeg", "ffprobe"} & {exe_name(p) for p in tree})
@@ -274,7 +275,7 @@ async def test_no_child_of_serve_holds_a_secret(media_server: MediaServer) -> No
                     aria2_secret(state / "aria2"),
                 ]
                 kinds = {pid: exe_name(pid) for pid in tree}
-                workers = [p for p in tree if ppid(p) == serve.proc.pid and "worker" in cmdline(p)]
+                workers = local_workers(main)
                 assert len(workers) == 3
                 forked = forked_tools(workers, tree)
                 seen = set(kinds.values())
@@ -283,8 +284,8 @@ async def test_no_child_of_serve_holds_a_secret(media_server: MediaServer) -> No
                 assert len(forked) == 1, [cmdline(p) for p in tree]
                 problems = {f"{kinds[p]} {p}": leaks(p, secrets) for p in tree if alive(p)}
                 assert not {k: v for k, v in problems.items() if v}, problems
-                # The worker gets no token in its environment: it reads it from a descriptor
-                # it has closed since.
+                # The worker gets no token in its environment: it comes in the zygote's
+                # request to fork it, and no descriptor of the worker holds it.
                 for pid in workers:
                     assert not [fd for fd in os.listdir(f"/proc/{pid}/fd") if int(fd) > 2 and
                                 "memfd:mediad" in _link(pid, fd)]  # fmt: skip
@@ -320,7 +321,7 @@ async def test_no_child_sees_the_database_or_redis_url(
 
                 def forked() -> set[int] | None:
                     tree = descendants(main)
-                    workers = [p for p in tree if ppid(p) == main and "worker" in cmdline(p)]
+                    workers = local_workers(main)
                     return tree if forked_tools(workers, tree) else None
 
                 tree = await eventually(forked, what="a forked yt-dlp")

@@ -45,6 +45,7 @@ from tests.support.cli import ROOT, clean_env
 from tests.support.harness import Api
 from tests.support.polling import eventually
 from tests.support.ports import fixed_port
+from tests.support.proctree import local_workers
 
 WORKER_TOKEN = "cluster-worker-token-for-tests-0123456789"
 
@@ -161,16 +162,9 @@ class Instance:
         return {p for p in self._tree if alive(p)}
 
     def worker_pids(self) -> list[int]:
-        """Its local worker processes (direct children running ``mediad worker``)."""
+        """Its local worker processes (forked by its zygote)."""
         assert self.proc is not None
-        found = []
-        for pid in descendants(self.proc.pid):
-            with contextlib.suppress(OSError):
-                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-                if int(stat[1]) == self.proc.pid and "worker" in cmd:
-                    found.append(pid)
-        return sorted(found)
+        return local_workers(self.proc.pid)
 
     def kill(self) -> None:
         """SIGKILL the serve process (its children die by their parent-death signals)."""
