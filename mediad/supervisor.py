@@ -30,7 +30,7 @@ from mediad.secrecy import worker_environment
 from mediad.tasks import cancel_all
 from mediad.worker.forkserver import ForkServer, ForkServerLost
 from mediad.worker.settings import WorkerSettings
-from mediad.zygote import WORKER_ENTRY, start_message, worker_title, zygote_command
+from mediad.zygote import WORKER_ENTRY, start_message, worker_title
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,21 @@ STABLE_S = 30.0
 STDERR = 2
 
 
-def worker_command(settings_fd: int) -> list[str]:
-    """How to start ``mediad worker`` reading its settings from ``settings_fd``: the same
-    interpreter, or the same single binary."""
-    tail = ["worker", "--settings-fd", str(settings_fd)]
+def mediad_command(*args: str) -> list[str]:
+    """How to start mediad again with ``args``: the same interpreter, or the same binary."""
     if getattr(sys, "frozen", False):
-        return [sys.executable, *tail]
-    return [sys.executable, "-m", "mediad", *tail]
+        return [sys.executable, *args]
+    return [sys.executable, "-m", "mediad", *args]
+
+
+def worker_command(settings_fd: int) -> list[str]:
+    """``mediad worker`` reading its settings from ``settings_fd``."""
+    return mediad_command("worker", "--settings-fd", str(settings_fd))
+
+
+def zygote_command(fd: int) -> list[str]:
+    """The zygote (``mediad/zygote.py``) on socket ``fd``."""
+    return mediad_command("worker", "--zygote-fd", str(fd))
 
 
 def settings_fields(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -213,10 +221,10 @@ class Supervisor:
             **settings_fields(self.settings),
         )
         payload = orjson.dumps(settings.to_payload()).decode()
-        pid, exited = await forks.spawn(
+        child = await forks.spawn(
             WORKER_ENTRY, [payload], Path.cwd(), None, worker_title(worker_id), STDERR
         )
-        return LocalWorker(pid, exited)
+        return LocalWorker(child.pid, child.exited)
 
     async def _keep_running(self, worker_id: str) -> None:
         backoff = restart_backoff()

@@ -29,7 +29,6 @@ import gc
 import logging
 import signal
 import socket
-import sys
 from typing import Any
 
 import orjson
@@ -43,14 +42,6 @@ WORKER_ENTRY = "mediad.zygote:run_worker"
 def worker_title(worker_id: str) -> str:
     """What ``ps`` shows for a local worker."""
     return f"mediad: worker {worker_id}"
-
-
-def zygote_command(fd: int) -> list[str]:
-    """How to start the zygote on socket ``fd``: the same interpreter, or the same binary."""
-    tail = ["worker", "--zygote-fd", str(fd)]
-    if getattr(sys, "frozen", False):
-        return [sys.executable, *tail]
-    return [sys.executable, "-m", "mediad", *tail]
 
 
 def start_message(

@@ -38,7 +38,7 @@ import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -79,6 +79,15 @@ class ForkedProcess(procs.ToolProcess):
     ) -> None:
         super().__init__(pid, reader, waiter)
         self.server_threads = server_threads  # the server's threads when it forked this
+
+
+class Spawned(NamedTuple):
+    """A child the server forked: its pid, its exit code to come (reported by the server),
+    and the server's thread count when it forked it (always 1)."""
+
+    pid: int
+    exited: asyncio.Future[int]
+    threads: int
 
 
 class ForkServer:
@@ -133,14 +142,14 @@ class ForkServer:
         read_fd, write_fd = os.pipe()
         try:
             try:
-                reply = await self._ask(entry, argv, cwd, env, title, write_fd)
+                child = await self.spawn(entry, argv, cwd, env, title, write_fd)
             finally:
                 os.close(write_fd)
         except BaseException:
             os.close(read_fd)
             raise
         reader = await procs.reader_for(read_fd)
-        return ForkedProcess(reply["pid"], reader, reply["exited"], reply["threads"])
+        return ForkedProcess(child.pid, reader, child.exited, child.threads)
 
     async def spawn(
         self,
@@ -150,21 +159,9 @@ class ForkServer:
         env: Mapping[str, str] | None,
         title: str,
         output_fd: int,
-    ) -> tuple[int, asyncio.Future[int]]:
+    ) -> Spawned:
         """As ``fork``, with the child's stdout and stderr on ``output_fd`` (a copy of it;
-        the caller keeps its own): its pid and a future for its exit code."""
-        reply = await self._ask(entry, argv, cwd, env, title, output_fd)
-        return int(reply["pid"]), reply["exited"]
-
-    async def _ask(
-        self,
-        entry: str,
-        argv: Sequence[str],
-        cwd: Path,
-        env: Mapping[str, str] | None,
-        title: str,
-        output_fd: int,
-    ) -> dict[str, Any]:
+        the caller keeps its own)."""
         if self.lost or self._closed:
             raise ForkServerLost("the fork server is gone")
         self.watch()
@@ -184,8 +181,8 @@ class ForkServer:
             except OSError as exc:
                 self._lose()
                 raise ForkServerLost(f"the fork server is gone: {exc}") from None
-            reply: dict[str, Any] = await started
-            return reply
+            reply = await started
+            return Spawned(int(reply["pid"]), reply["exited"], int(reply["threads"]))
         finally:
             self._started.pop(request_id, None)
 
@@ -263,20 +260,15 @@ class ForkServer:
         self._lose()
 
     async def stop(self, grace_s: float = 5.0) -> int:
-        """Close the channel: the server kills what it still runs and exits. Returns its
-        exit code (it is this process's child)."""
-        self._closed = True
-        self._stop_listening()
+        """``close``, then wait for the server's exit code (it is this process's child)."""
         exited = procs.wait_child(self.pid)
-        self._sock.close()
+        self.close()
         try:
             return await asyncio.wait_for(asyncio.shield(exited), grace_s)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
             return await exited
-        finally:
-            self._lose()
 
 
 # -- the server ----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from mediad.daemons import free_port
 from tests.support import media
 from tests.support.harness import eventually, shared_tmp
 from tests.support.mediaserver import MediaServer
+from tests.support.proctree import worker_tree
 
 
 def children(pid: int) -> list[int]:
@@ -63,21 +64,6 @@ def pss_kib(pid: int) -> int:
 
 def command_name(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
-
-
-def worker_tree(main: int) -> list[tuple[int, str]]:
-    """The processes ``mediad serve`` (pid ``main``) runs its local workers in, as (pid,
-    kind): the zygote they are forked from, each worker, and each worker's fork server."""
-    found: list[tuple[int, str]] = []
-    for pid in children(main):
-        if "mediad: zygote" in command_name(pid):
-            found.append((pid, "zygote"))
-            for worker in children(pid):
-                if "mediad: worker" in command_name(worker):
-                    found.append((worker, "worker"))
-                    found += [(p, "fork server") for p in children(worker)
-                              if "fork-server" in command_name(p)]  # fmt: skip
-    return found
 
 
 class Serve:

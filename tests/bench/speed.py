@@ -46,9 +46,10 @@ from aiohttp import web
 
 from mediad.daemons import free_port
 from mediad.worker import run_ytdlp
-from tests.bench.__main__ import Serve, children, command_name, memory_kib, pss_kib, worker_tree
+from tests.bench.__main__ import Serve, children, command_name, memory_kib, pss_kib
 from tests.support.harness import shared_tmp
 from tests.support.mediaserver import MediaServer
+from tests.support.proctree import worker_tree
 
 METUBE_JOBS_S = 9.1  # issue 8's side-by-side figure for MeTube (not measured here)
 TINY = 1024

@@ -1,5 +1,6 @@
-"""How a test finds the local workers of a ``mediad serve`` process: they are the
-children of its zygote (``mediad/zygote.py``), titled ``mediad: worker local-N``."""
+"""How a test or a benchmark finds the local workers of a ``mediad serve`` process: they
+are the children of its zygote (``mediad/zygote.py``), titled ``mediad: worker local-N``,
+each with its fork server below it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 ZYGOTE_TITLE = "mediad: zygote"
 WORKER_TITLE = "mediad: worker "
+FORK_SERVER_TITLE = "mediad: fork-server"
 
 
 def _children(pid: int) -> dict[int, str]:
@@ -24,15 +26,22 @@ def _children(pid: int) -> dict[int, str]:
     return found
 
 
-def zygotes(main: int) -> list[int]:
-    return sorted(p for p, cmd in _children(main).items() if cmd == ZYGOTE_TITLE)
+def worker_tree(main: int) -> list[tuple[int, str]]:
+    """The processes ``mediad serve`` (pid ``main``) runs its local workers in, as (pid,
+    kind): the zygote, each worker (``worker``) and each worker's fork server."""
+    found: list[tuple[int, str]] = []
+    for zygote, cmd in _children(main).items():
+        if cmd != ZYGOTE_TITLE:
+            continue
+        found.append((zygote, "zygote"))
+        for worker, title in _children(zygote).items():
+            if title.startswith(WORKER_TITLE):
+                found.append((worker, "worker"))
+                found += [(p, "fork server") for p, t in _children(worker).items()
+                          if t == FORK_SERVER_TITLE]  # fmt: skip
+    return found
 
 
 def local_workers(main: int) -> list[int]:
     """The worker processes of ``mediad serve`` ``main``, sorted."""
-    return sorted(
-        p
-        for zygote in zygotes(main)
-        for p, cmd in _children(zygote).items()
-        if cmd.startswith(WORKER_TITLE)
-    )
+    return sorted(p for p, kind in worker_tree(main) if kind == "worker")
