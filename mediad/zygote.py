@@ -26,14 +26,11 @@ starts a new one for the next worker it starts.
 from __future__ import annotations
 
 import gc
-import logging
 import signal
 import socket
 from typing import Any
 
 import orjson
-
-log = logging.getLogger(__name__)
 
 TITLE = "mediad: zygote"
 WORKER_ENTRY = "mediad.zygote:run_worker"

@@ -7,9 +7,12 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-ZYGOTE_TITLE = "mediad: zygote"
-WORKER_TITLE = "mediad: worker "
-FORK_SERVER_TITLE = "mediad: fork-server"
+from mediad.worker import forkserver
+from mediad.zygote import TITLE as ZYGOTE_TITLE
+from mediad.zygote import worker_title
+
+WORKER_TITLE = worker_title("")
+FORK_SERVER_TITLE = forkserver.TITLE
 
 
 def _children(pid: int) -> dict[int, str]:
