@@ -10,6 +10,9 @@ proxy or any thread exists (``client.main``). The server preloads yt-dlp once
   a request names the entry point (``module:function``) and carries the job's argv, cwd,
   environment and process title, with the write end of the job's output pipe as
   ancillary data (``socket.send_fds``);
+* before each fork the server runs the entry's ``prepare(argv)``, if it has one and its
+  module is loaded here (``run_ytdlp.pick_extractor``): what it works out, the child
+  inherits without paying for it in copied pages;
 * the replies: ``{"id", "pid", "threads", "pythonThreads"}`` once forked (the server's
   thread counts at fork time: always 1), or ``{"id", "error"}``; ``{"exit": pid,
   "code"}`` when it has reaped a child (``code`` as ``waitstatus_to_exitcode``);
@@ -344,6 +347,7 @@ class _Server:
                 os.close(fd)
             self._send({"id": request["id"], "error": "a malformed request"})
             return True
+        _prepare(request)
         threads, python_threads = thread_count(), threading.active_count()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
@@ -388,6 +392,23 @@ class _Server:
                 os.waitpid(pid, 0)
             os.close(pidfd)
         self.children.clear()
+
+
+def _prepare(request: dict[str, Any]) -> None:
+    """What an entry asks its server to work out before each fork: ``entry.prepare(argv)``
+    of an entry whose module this server has loaded already (never imported here for a
+    request). The child inherits what it leaves, so it costs the server once instead of
+    every child's copied pages (``run_ytdlp.pick_extractor``). Its failure is printed
+    and the child forked all the same: a preparation is only ever a shortcut."""
+    module, _, function = str(request.get("entry") or "").partition(":")
+    prepare = getattr(getattr(sys.modules.get(module), function, None), "prepare", None)
+    if prepare is None:
+        return
+    try:
+        prepare(list(request["argv"]))
+    except Exception:
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
 
 
 def _entry_point(name: str) -> Callable[[list[str]], object]:

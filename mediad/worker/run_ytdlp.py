@@ -9,7 +9,7 @@ import gc
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +43,8 @@ FORMAT_PRESETS = {
     "audio": "ba/b",
 }
 
-# What each forked child runs: yt-dlp's command line (imported by ``preload``).
-ENTRY = "yt_dlp:main"
+# What each forked child runs: ``main``, yt-dlp's command line (imported by ``preload``).
+ENTRY = "mediad.worker.run_ytdlp:main"
 _entry: Any = None
 
 
@@ -88,6 +88,7 @@ def _warm_up(ffmpeg: str | None) -> None:
     getattr(GenericIE, "real_class", None)  # with lazy extractors: import the real one
     _remember_extractor_selection()
     _prebuild_default_extractors()
+    _use_picked_extractor()
     _skip_empty_prints()
     unified_timestamp(_WARM_DATE)
     unified_strdate(_WARM_DATE)
@@ -199,11 +200,14 @@ def warm_job(ffmpeg: str | None) -> bool:
             url = f"http://127.0.0.1:{port}/mediad-warm-up.mp4"
             proxy = f"http://127.0.0.1:{port}"
             args = build_args(url, {}, Path(folder), ffmpeg, proxy=proxy)
+            pick_extractor(args)  # as the fork server does before each job
             with _output_discarded():
                 code = contextvars.copy_context().run(_exit_code, args)
     except WarmUpTimeout:
         code = "timed out"
     finally:
+        global _picked
+        _picked = None
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         yt_globals.IN_CLI.value, yt_globals.plugin_dirs.value = saved
@@ -290,29 +294,25 @@ def _prebuild_default_extractors() -> None:
     order) through a dict of every class by name, the selection and a call per class:
     ~8 ms of a ~40 ms job in a child. For the default selection the table is always the
     same: work it out here once with yt-dlp's own method and give each ``YoutubeDL`` a
-    copy (an extractor instance in it, if a yt-dlp ever puts one there, made afresh for
-    each at its place). Anything else (``allowed_extractors``, plugins, another registry)
-    takes the original."""
+    ``DefaultExtractors`` reading through it (an extractor instance in it, if a yt-dlp
+    ever puts one there, made afresh for each at its place). Anything else
+    (``allowed_extractors``, plugins, another registry) takes the original."""
     from yt_dlp import YoutubeDL
     from yt_dlp import globals as yt_globals
 
     original = YoutubeDL.add_default_info_extractors
     if getattr(original, "__wrapped__", None) is not None:
         return
+    global _default_table
     registry = yt_globals.extractors.value
     size = len(registry)
     probe = YoutubeDL.__new__(YoutubeDL)
     probe.params, probe._ies, probe._ies_instances = {}, {}, {}
     probe.write_debug = lambda *_: None  # a bare probe: nothing to print
     original(probe)
-    # Runs of classes, each followed by the class of an instance to make (or None).
-    table: list[tuple[dict[str, Any], Any]] = [({}, None)]
-    for key, ie in probe._ies.items():
-        if isinstance(ie, type):
-            table[-1][0][key] = ie
-        else:
-            table[-1] = (table[-1][0], type(ie))
-            table.append(({}, None))
+    # Every key in order, an instance's place holding its class; then the instances to make.
+    table = {key: ie if isinstance(ie, type) else type(ie) for key, ie in probe._ies.items()}
+    instances = [type(ie) for ie in probe._ies.values() if not isinstance(ie, type)]
     count = len(probe._ies)
 
     def add_default_info_extractors(self: Any) -> None:
@@ -321,19 +321,171 @@ def _prebuild_default_extractors() -> None:
             or yt_globals.extractors.value is not registry
             or len(registry) != size
             or yt_globals.plugin_ies.value
+            or self._ies
         ):
             original(self)
             return
-        for classes, instance_class in table:
-            self._ies.update(classes)
-            if instance_class is not None:
-                self.add_info_extractor(instance_class())
+        self._ies = DefaultExtractors(table)
+        for instance_class in instances:
+            self.add_info_extractor(instance_class())
         self.write_debug(f"Loaded {count} extractors")
+
+    _default_table = table
 
     add_default_info_extractors.__wrapped__ = original  # type: ignore[attr-defined]  # marks the original for the tests
     YoutubeDL.add_default_info_extractors = (
         add_default_info_extractors  # yt-dlp internal, replaced on purpose
     )
+
+
+_default_table: dict[str, Any] | None = None  # the default extractors by key, in order
+
+
+class DefaultExtractors(MutableMapping[str, Any]):
+    """A ``YoutubeDL``'s extractor table (``_ies``) for the default selection, reading
+    through the one table built ahead. A dict of its own would hold a reference to each
+    of ~1,900 classes: in a forked child that writes to every class's page (~930 pages
+    copied, ~4 ms a job). Until something needs the whole table (yt-dlp looking for an
+    extractor without a key, the generic extractor's search of a web page, a listing),
+    reads go to what this one set (the instances yt-dlp makes) and then to the shared
+    table; after that it is a dict of both, in the order a dict would have, and writes
+    go there. ``changed`` says whether any write did more than put an extractor's own
+    instance or class at its key."""
+
+    __slots__ = ("_own", "_shared", "_whole", "changed")
+
+    def __init__(self, shared: dict[str, Any]) -> None:
+        self._shared = shared
+        self._own: dict[str, Any] = {}
+        self._whole: dict[str, Any] | None = None
+        self.changed = False
+
+    def whole(self) -> dict[str, Any]:
+        if self._whole is None:
+            self._whole = {**self._shared, **self._own}
+        return self._whole
+
+    def __getitem__(self, key: str) -> Any:
+        if self._whole is not None:
+            return self._whole[key]
+        if key in self._own:
+            return self._own[key]
+        return self._shared[key]
+
+    def __contains__(self, key: object) -> bool:
+        if self._whole is not None:
+            return key in self._whole
+        return key in self._own or key in self._shared
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        # yt-dlp puts an extractor (its class or an instance) at its own key, ie_key().
+        shared = self._shared.get(key)
+        same = value is shared or (not isinstance(value, type) and value.ie_key() == key)
+        if shared is None or not same:
+            self.changed = True
+        if self._whole is not None:
+            self._whole[key] = value
+        else:
+            self._own[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        self.changed = True
+        del self.whole()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.whole())
+
+    def __len__(self) -> int:
+        return len(self.whole())
+
+    def keys(self) -> Any:
+        return self.whole().keys()
+
+    def values(self) -> Any:
+        return self.whole().values()
+
+    def items(self) -> Any:
+        return self.whole().items()
+
+    def __repr__(self) -> str:
+        return f"DefaultExtractors({len(self)} extractors)"
+
+
+# The extractor the fork server found for the URL of the job it is about to fork.
+_picked: tuple[str, str] | None = None
+
+
+def pick_extractor(argv: Sequence[str]) -> None:
+    """Run by the fork server before it forks each job's child (``main.prepare``): find
+    the extractor yt-dlp would pick for the job's URL (the last argument, after "--"),
+    the first of the default table that is ``suitable``, the check yt-dlp makes. Done
+    in a child, asking ~1,900 classes writes to each one's page (~860 more pages copied,
+    ~6 ms a job); done here, the pages are the server's own after the first job. The
+    child is given the answer (``_use_picked_extractor``) only for that URL and only
+    while its table is the default one; anything else, an error here included, leaves
+    yt-dlp to look as it always does."""
+    global _picked
+    _picked = None
+    table = _default_table
+    if table is None or len(argv) < 2 or argv[-2] != "--":
+        return
+    url = argv[-1]
+    try:
+        for key, ie in table.items():
+            if ie.suitable(url):
+                _picked = (url, key)
+                return
+    except Exception:  # the child looks for itself and meets the same error
+        return
+
+
+def main(argv: list[str]) -> object:
+    """A job's child: yt-dlp's command line."""
+    entry = _entry
+    if entry is None:  # no preload: this child imports yt-dlp itself
+        import yt_dlp
+
+        entry = yt_dlp.main
+    return entry(argv)
+
+
+main.prepare = pick_extractor  # type: ignore[attr-defined]  # the fork server's hook
+
+
+def _use_picked_extractor() -> None:
+    """A ``YoutubeDL`` asked for the picked URL without an extractor takes the picked one:
+    ``extract_info`` with ``ie_key`` checks that one extractor's ``suitable`` and goes on
+    exactly as its search would have on finding it first."""
+    from yt_dlp import YoutubeDL
+
+    original = YoutubeDL.extract_info
+    if getattr(original, "__wrapped__", None) is not None:
+        return
+
+    def extract_info(
+        self: Any,
+        url: str,
+        download: bool = True,
+        ie_key: str | None = None,
+        extra_info: Any = None,
+        process: bool = True,
+        force_generic_extractor: bool = False,
+    ) -> Any:
+        picked = _picked
+        ies = self._ies
+        if (
+            picked is not None
+            and ie_key is None
+            and not force_generic_extractor
+            and picked[0] == url
+            and isinstance(ies, DefaultExtractors)
+            and not ies.changed
+        ):
+            ie_key = picked[1]
+        return original(self, url, download, ie_key, extra_info, process, force_generic_extractor)
+
+    extract_info.__wrapped__ = original  # type: ignore[attr-defined]  # marks the original for the tests
+    YoutubeDL.extract_info = extract_info  # yt-dlp internal, replaced on purpose
 
 
 def _skip_empty_prints() -> None:
@@ -473,6 +625,12 @@ async def start(ctx: JobContext, args: list[str]) -> ToolProcess:
     return ctx.attach(proc)
 
 
+# What a child took of what was built ahead: kept until it exits, never freed. Freeing
+# them (the parser's ~330 options, the CA bundle's certificates) would write to every
+# page they are on, each still shared with the server and so copied (~350 pages a job).
+_taken: list[Any] = []
+
+
 def _build_ahead() -> None:
     """Build, before forking, two things each job builds once for itself: the option
     parser (~330 options) and the default TLS context (loading the CA bundle is ~30 ms).
@@ -489,7 +647,10 @@ def _build_ahead() -> None:
         parsers = [create_parser()]
 
         def prepared_parser() -> Any:
-            return parsers.pop() if parsers else create_parser()
+            if not parsers:
+                return create_parser()
+            _taken.append(parsers[-1])
+            return parsers.pop()
 
         prepared_parser.__wrapped__ = create_parser  # type: ignore[attr-defined]  # marks the original for the tests
         options.create_parser = prepared_parser  # type: ignore[attr-defined]  # yt-dlp internal, replaced on purpose
@@ -504,6 +665,7 @@ def _build_ahead() -> None:
         def prepared_context(*args: Any, **kwargs: Any) -> Any:
             if contexts and not args and kwargs == default:
                 if os.environ.get("SSLKEYLOGFILE") == keylog:
+                    _taken.append(contexts[-1])
                     return contexts.pop()
             return make_ssl_context(*args, **kwargs)
 

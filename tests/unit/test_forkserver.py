@@ -76,6 +76,23 @@ def warmed(argv: list[str]) -> int:
     return 0
 
 
+_prepared: list[list[str]] = []  # what the server's prepare hook saw, inherited by a child
+
+
+def prepared(argv: list[str]) -> int:
+    print(json.dumps(_prepared), flush=True)
+    return 0
+
+
+def _prepare(argv: list[str]) -> None:
+    if argv == ["fail"]:
+        raise RuntimeError("a preparation that fails")
+    _prepared.append(argv)
+
+
+prepared.prepare = _prepare  # type: ignore[attr-defined]
+
+
 def busy(argv: list[str]) -> int:
     print("busy", flush=True)
     while True:
@@ -159,6 +176,20 @@ async def test_every_job_is_a_fresh_child(forks: ForkServer, tmp_path: Path) -> 
         assert code == 0
         states.append(json.loads(lines[-1])["state"])
     assert states == [["first"], ["second"], ["third"]]  # nothing left from the job before
+
+
+async def test_an_entrys_prepare_runs_in_the_server_before_each_fork(
+    forks: ForkServer, tmp_path: Path
+) -> None:
+    """``entry.prepare(argv)`` runs in the server (what it leaves builds up there, and each
+    child inherits it) before the child is forked; one that fails forks the child anyway."""
+    _, lines, code = await _run(forks, "prepared", ["a"], tmp_path)
+    assert (code, json.loads(lines[-1])) == (0, [["a"]])
+    _, lines, code = await _run(forks, "prepared", ["b"], tmp_path)
+    assert (code, json.loads(lines[-1])) == (0, [["a"], ["b"]])  # kept by the server
+    _, lines, code = await _run(forks, "prepared", ["fail"], tmp_path)
+    assert (code, json.loads(lines[-1])) == (0, [["a"], ["b"]])
+    assert _prepared == []  # never run in this process
 
 
 @pytest.mark.parametrize(

@@ -112,3 +112,96 @@ def test_preload_keeps_what_yt_dlp_chooses(with_ffmpeg: bool, tmp_path: Path) ->
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")
+
+
+PICK = textwrap.dedent(
+    """
+    import threading
+    import yt_dlp
+    from yt_dlp import YoutubeDL
+
+    URLS = [
+        "https://www.youtube.com/watch?v=BaW_jenozKc",
+        "https://www.youtube.com/playlist?list=PLwiyx1dc3P2JR9N8gQaQN_BCvlSlap7re",
+        "https://vimeo.com/56015672",
+        "https://soundcloud.com/ethmusic/lostin-powers-she-so-heavy",
+        "http://127.0.0.1:9/a.mp4",
+        "not a url at all",
+    ]
+
+    def searched(url):  # what yt-dlp's own search in extract_info finds first
+        ydl = YoutubeDL({"quiet": True})
+        return next((key for key, ie in ydl._ies.items() if ie.suitable(url)), None)
+
+    expected = {url: searched(url) for url in URLS}
+    plain = YoutubeDL({"quiet": True})._ies
+    from mediad.worker import run_ytdlp
+
+    run_ytdlp.preload(None)
+    for url in URLS:
+        run_ytdlp.pick_extractor(["--no-playlist", "--", url])
+        assert run_ytdlp._picked == (url, expected[url]), (url, run_ytdlp._picked)
+    run_ytdlp.pick_extractor(["http://127.0.0.1:9/a.mp4"])  # no "--": nothing picked
+    assert run_ytdlp._picked is None
+
+    # The table reads as the dict it replaces, and becomes one only when iterated.
+    ies = YoutubeDL({"quiet": True})._ies
+    assert isinstance(ies, run_ytdlp.DefaultExtractors) and not ies.changed
+    assert "Youtube" in ies and ies["Youtube"] is plain["Youtube"] and "Nope" not in ies
+    assert ies._whole is None, "lookups leave the shared table alone"
+    assert list(ies.items()) == list(plain.items()) and ies == plain
+    copy = dict(plain)
+    ies["Generic"] = copy["Generic"] = ies["Generic"]()  # an instance at its own key
+    assert not ies.changed
+    ies["Zzz"] = copy["Zzz"] = plain["Youtube"]  # a new key goes last
+    del ies["Vimeo"], copy["Vimeo"]
+    assert ies.changed and list(ies.items()) == list(copy.items())
+    fresh = YoutubeDL({"quiet": True})._ies
+    fresh["Youtube"] = plain["Vimeo"]  # another extractor at a key: changed, before a search
+    assert fresh.changed and fresh._whole is None and fresh["Youtube"] is plain["Vimeo"]
+    assert list(YoutubeDL({"quiet": True, "allowed_extractors": ["generic"]})._ies) == [
+        "Generic"
+    ]
+
+    # A job's YoutubeDL takes the picked extractor for that URL without a search.
+    server = run_ytdlp._warm_responder()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
+
+    def extracted(pick, asked=None):
+        run_ytdlp._picked = None
+        if pick:
+            run_ytdlp.pick_extractor(["--", pick])
+        ydl = YoutubeDL({"quiet": True})
+        info = ydl.extract_info(asked or url, download=False)
+        keep = ("id", "title", "extractor_key", "url", "ext")
+        return {k: info[k] for k in keep}, ydl._ies._whole is None
+
+    searched_info, untouched = extracted(None)
+    assert searched_info["extractor_key"] == "Generic" and not untouched, "searched"
+    assert extracted(url) == (searched_info, True), "the same, without a search"
+    assert extracted(url + "?other")[1] is False, "another URL: searched"
+    ydl = YoutubeDL({"quiet": True})
+    run_ytdlp.pick_extractor(["--", url])
+    ydl._ies["Youtube"] = plain["Vimeo"]  # a table changed after the pick: searched
+    assert ydl.extract_info(url, download=False)["extractor_key"] == "Generic"
+    assert ydl._ies._whole is not None
+    print("ok")
+    """
+)
+
+
+def test_the_extractor_is_picked_before_the_fork_as_yt_dlp_would(tmp_path: Path) -> None:
+    """``pick_extractor`` (run by the fork server before each fork) finds what yt-dlp's
+    own search finds; a job's YoutubeDL then takes it without touching ~1,900 classes,
+    and searches as before for any other URL or a changed table; ``DefaultExtractors``
+    reads and writes as the dict it replaces."""
+    out = subprocess.run(
+        [sys.executable, "-c", PICK],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")
