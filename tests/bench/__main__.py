@@ -62,6 +62,15 @@ def pss_kib(pid: int) -> int:
     return 0
 
 
+def uss_kib(pid: int) -> int:
+    """Unique set size: the pages only this process has (what its exit would give back)."""
+    total = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            total += int(line.split()[1])
+    return total
+
+
 def command_name(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
 

@@ -46,7 +46,14 @@ from aiohttp import web
 
 from mediad.daemons import free_port
 from mediad.worker import run_ytdlp
-from tests.bench.__main__ import Serve, children, command_name, memory_kib, pss_kib
+from tests.bench.__main__ import (
+    Serve,
+    children,
+    command_name,
+    memory_kib,
+    pss_kib,
+    uss_kib,
+)
 from tests.support.harness import shared_tmp
 from tests.support.mediaserver import MediaServer
 from tests.support.proctree import worker_tree
@@ -574,14 +581,18 @@ async def idle(jobs: int) -> None:
                     print(
                         f"idle footprint after {jobs} tiny jobs ({half} yt-dlp, {jobs - half} aria2):"
                     )
-                    total_rss = total_pss = 0.0
+                    total_rss = total_pss = total_uss = 0.0
                     for pid, name in rows:
                         rss, pss = memory_kib(pid, "VmRSS") / 1024, pss_kib(pid) / 1024
+                        uss = uss_kib(pid) / 1024
                         total_rss += rss
                         total_pss += pss
-                        print(f"  {name:13s} pid {pid:7d}  RSS {rss:6.1f} MiB  PSS {pss:6.1f} MiB")
+                        total_uss += uss
+                        print(f"  {name:13s} pid {pid:7d}  RSS {rss:6.1f} MiB  PSS {pss:6.1f} MiB"
+                              f"  USS {uss:6.1f} MiB")  # fmt: skip
                     print(f"  total ({len(rows)} processes): RSS {total_rss:.1f} MiB, PSS "
-                          f"{total_pss:.1f} MiB   goal PSS <= 150 MiB; MeTube 364 MiB (issue 8)"
+                          f"{total_pss:.1f} MiB (USS, pages only one process has: "
+                          f"{total_uss:.1f} MiB)   goal PSS <= 150 MiB; MeTube 364 MiB (issue 8)"
                           f"   ratio {_ratio(total_pss, 364)}")  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)

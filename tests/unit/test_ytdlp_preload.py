@@ -125,6 +125,11 @@ PICK = textwrap.dedent(
         "https://www.youtube.com/playlist?list=PLwiyx1dc3P2JR9N8gQaQN_BCvlSlap7re",
         "https://vimeo.com/56015672",
         "https://soundcloud.com/ethmusic/lostin-powers-she-so-heavy",
+        "https://www.twitch.tv/shroud",  # extractors with a suitable() of their own
+        "https://www.bbc.co.uk/news/world-europe-12345678",
+        "https://www.youtube.com/@SomeChannel/videos",
+        "https://x.com/someone/status/1234567890123456789",
+        "https://cdn.example.com/live/stream.m3u8",
         "http://127.0.0.1:9/a.mp4",
         "not a url at all",
     ]
