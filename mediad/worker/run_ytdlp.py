@@ -10,6 +10,7 @@ import gc
 import logging
 import os
 import re
+import signal
 from collections.abc import Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -171,7 +172,6 @@ def warm_job(ffmpeg: str | None) -> bool:
     process name) are put back. False (logged) if it did not complete: jobs then do that
     work themselves."""
     import contextvars
-    import signal
     import tempfile
 
     from yt_dlp import globals as yt_globals
@@ -472,19 +472,45 @@ def pick_extractor(argv: Sequence[str]) -> None:
     The child is given the answer (``_use_picked_extractor``) only for that URL and only
     while its table is the default one; anything else, an error here included, leaves
     yt-dlp to look as it always does."""
-    global _picked
+    global _picked, _pick_armed
     _picked = None
     if not _pick_keys or len(argv) < 2 or argv[-2] != "--":
         return
     url = argv[-1]
     pattern = re.Pattern
+    # A URL can make a pattern backtrack for ages: in a child the watchdog ends that, here
+    # it would stall every later job. So the pick has PICK_TIMEOUT_S (unless an alarm is
+    # set already: the warm-up job's, which bounds it), then leaves it to the child.
+    bounded = signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    if bounded:
+        previous = signal.signal(signal.SIGALRM, _pick_expired)
+        _pick_armed = True
+        signal.setitimer(signal.ITIMER_REAL, PICK_TIMEOUT_S)
     try:
         for step, place in zip(_pick_steps, _pick_places, strict=True):
             if step.match(url) if type(step) is pattern else step.suitable(url):
                 _picked = (url, _pick_keys[place])
                 return
-    except Exception:  # the child looks for itself and meets the same error
-        return
+    except (Exception, _PickTimeout):  # the child looks for itself (and meets the same)
+        _picked = None
+    finally:
+        if bounded:
+            _pick_armed = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+PICK_TIMEOUT_S = 0.5
+_pick_armed = False
+
+
+class _PickTimeout(BaseException):
+    """The pick took too long (a BaseException: an extractor's code may catch Exception)."""
+
+
+def _pick_expired(*_: object) -> None:
+    if _pick_armed:  # (not once the pick has ended, whatever the timer still delivers)
+        raise _PickTimeout
 
 
 def main(argv: list[str]) -> object:

@@ -148,6 +148,21 @@ PICK = textwrap.dedent(
         assert run_ytdlp._picked == (url, expected[url]), (url, run_ytdlp._picked)
     run_ytdlp.pick_extractor(["http://127.0.0.1:9/a.mp4"])  # no "--": nothing picked
     assert run_ytdlp._picked is None
+    # A pattern that backtracks for ever on a URL: the pick gives up, picks nothing, and
+    # leaves no alarm behind.
+    import re
+    import signal
+
+    steps, places = list(run_ytdlp._pick_steps), run_ytdlp._pick_places[:]
+    run_ytdlp._pick_steps.insert(0, re.compile(r"(?:a+)+b"))
+    run_ytdlp._pick_places.insert(0, 0)
+    run_ytdlp.pick_extractor(["--", "a" * 64])
+    assert run_ytdlp._picked is None
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL
+    run_ytdlp._pick_steps[:], run_ytdlp._pick_places[:] = steps, places
+    run_ytdlp.pick_extractor(["--", URLS[0]])
+    assert run_ytdlp._picked == (URLS[0], expected[URLS[0]])
 
     # The table reads as the dict it replaces, and becomes one only when iterated.
     ies = YoutubeDL({"quiet": True})._ies
