@@ -212,7 +212,8 @@ class Supervisor:
         # The token and the settings (the aria2 secret among them) go over the zygote's
         # channel, never argv or the environment: every tool the worker starts would
         # inherit those. The parent check is the zygote's (its child exits at once if the
-        # zygote is gone), hence no parent_pid.
+        # zygote is gone), hence no parent_pid. The worker asks the zygote for its yt-dlp
+        # jobs too, on a channel of its own (the zygote kills them when it ends).
         settings = WorkerSettings(
             server_url=self.server_url,
             worker_id=worker_id,
@@ -222,8 +223,9 @@ class Supervisor:
         )
         payload = orjson.dumps(settings.to_payload()).decode()
         child = await forks.spawn(
-            WORKER_ENTRY, [payload], Path.cwd(), None, worker_title(worker_id), STDERR
-        )
+            WORKER_ENTRY, [payload], Path.cwd(), None, worker_title(worker_id), STDERR,
+            channel=True,
+        )  # fmt: skip
         return LocalWorker(child.pid, child.exited)
 
     async def _keep_running(self, worker_id: str) -> None:

@@ -15,11 +15,16 @@ with one end of a ``SOCK_SEQPACKET`` socketpair, sends its start-up message on i
 then asks it for workers over the fork server's protocol (``ForkServer.spawn``). Each
 worker is a child in its own session, with the service's stderr as its output, that reads
 its settings (token included) from the request — never from argv or the environment —
-and then starts as a worker always did, its own fork server first.
+and then starts as a worker always did. The zygote is its fork server too: each worker
+is forked with a channel of its own to the zygote (``channel``), on which it asks for its
+yt-dlp jobs' children, so that a job's child is a copy of the zygote's preloaded memory
+and no worker needs a fork server of its own (each one was ~4-7 MiB of private memory,
+more once it had picked extractors: ``run_ytdlp.pick_extractor`` now runs once, here).
 
-How it ends: the zygote has a parent-death signal on ``mediad serve``, each worker has one
-on the zygote, and a zygote that loses its channel kills every worker's process group and
-exits. The supervisor notices a lost zygote at once (every worker counts as killed) and
+How it ends: the zygote has a parent-death signal on ``mediad serve``, each worker and
+each job's child has one on the zygote, a worker's channel that ends (the worker is gone)
+takes the children the worker asked for with it, and a zygote that loses its channel to
+the service kills every child's process group and exits. The supervisor notices a lost zygote at once (every worker counts as killed) and
 starts a new one for the next worker it starts.
 """
 
@@ -87,10 +92,10 @@ def _load_worker() -> None:
 def run_worker(argv: list[str]) -> int:
     """A worker, in a child of the zygote: ``argv`` is ``[settings JSON]``."""
     from mediad import cli, logs
-    from mediad.worker import client
+    from mediad.worker import client, forkserver
     from mediad.worker.settings import WorkerSettings
 
     settings = WorkerSettings.from_payload(orjson.loads(argv[0]))
     logs.configure(settings.log_level, settings.log_format, settings.worker_id)
     cli._event_loop_policy()
-    return client.main(settings)
+    return client.main(settings, forkserver.ForkServer.inherited())

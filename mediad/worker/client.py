@@ -404,11 +404,13 @@ def _parsed(parse: Callable[[Any], T], name: str, data: Any) -> T | None:
         return None
 
 
-def main(settings: WorkerSettings) -> int:
+def main(settings: WorkerSettings, forks: ForkServer | None = None) -> int:
+    """``forks``: the channel to the zygote, for a worker it forked (it forks the jobs)."""
     procs.die_with_parent(signal.SIGTERM)
     if settings.parent_pid is not None and os.getppid() != settings.parent_pid:
         return 1  # the service that started us is already gone
     # First of all, while this process has one thread: the fork server, which preloads
     # yt-dlp and forks every yt-dlp job (none from here, where the loop starts threads).
-    forks = None if settings.ytdlp else ForkServer.start(settings.ffmpeg)
+    if forks is None and not settings.ytdlp:
+        forks = ForkServer.start(settings.ffmpeg)
     return asyncio.run(Worker(settings, forks).run())

@@ -96,9 +96,12 @@ class Spawned(NamedTuple):
 class ForkServer:
     """The worker's end: ``start`` forks the server, ``fork`` asks it for a child."""
 
-    def __init__(self, pid: int, sock: socket.socket, name: str = "fork server") -> None:
+    def __init__(
+        self, pid: int, sock: socket.socket, name: str = "fork server", *, ours: bool = True
+    ) -> None:
         self.pid = pid
         self.name = name  # for the log
+        self.ours = ours  # the server is this process's child (stop waits for its exit)
         self._sock = sock
         self._next_id = 0
         self._started: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -162,9 +165,12 @@ class ForkServer:
         env: Mapping[str, str] | None,
         title: str,
         output_fd: int,
+        *,
+        channel: bool = False,
     ) -> Spawned:
         """As ``fork``, with the child's stdout and stderr on ``output_fd`` (a copy of it;
-        the caller keeps its own)."""
+        the caller keeps its own). ``channel``: the child gets a channel of its own to the
+        server (``ForkServer.inherited``) to ask for children of its own on."""
         if self.lost or self._closed:
             raise ForkServerLost("the fork server is gone")
         self.watch()
@@ -172,7 +178,8 @@ class ForkServer:
         self._next_id += 1
         request_id = self._next_id
         request = {"id": request_id, "entry": entry, "argv": list(argv), "cwd": str(cwd),
-                   "env": None if env is None else dict(env), "title": title}  # fmt: skip
+                   "env": None if env is None else dict(env), "title": title,
+                   "channel": channel}  # fmt: skip
         data = orjson.dumps(request)
         if len(data) > MAX_MESSAGE:
             raise ValueError(f"a fork request of {len(data)} bytes is too large")
@@ -262,8 +269,21 @@ class ForkServer:
         self._sock.close()
         self._lose()
 
+    @classmethod
+    def inherited(cls) -> ForkServer:
+        """The channel this process was given by the server that forked it (a child that
+        asked for one: ``spawn(..., channel=True)``), on ``CHANNEL_FD``. Its server is
+        this process's parent, not its child: ``stop`` only closes the channel, and the
+        server kills what was forked on it."""
+        sock = socket.socket(fileno=CHANNEL_FD)
+        return cls(os.getppid(), sock, "zygote", ours=False)
+
     async def stop(self, grace_s: float = 5.0) -> int:
-        """``close``, then wait for the server's exit code (it is this process's child)."""
+        """``close``, then wait for the server's exit code if it is this process's child
+        (0 at once for an inherited channel)."""
+        if not self.ours:
+            self.close()
+            return 0
         exited = procs.wait_child(self.pid)
         self.close()
         try:
@@ -309,89 +329,146 @@ def _server_main(
         os._exit(code)
 
 
+# The descriptor a child asked for with "channel" finds its own channel to the server on.
+CHANNEL_FD = 3
+
+
 class _Server:
+    """The server's loop over its channels: the first one (``sock``, whoever started the
+    server: its end ends the server) and one per child that asked for a channel of its
+    own (``"channel": true``: the zygote's workers, who ask for their yt-dlp jobs on it).
+    A child's exit is reported on the channel it was asked on; a channel that ends takes
+    the children asked on it with it."""
+
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.pid = os.getpid()
         self.poller = select.poll()
-        self.poller.register(sock, select.POLLIN)
-        self.children: dict[int, int] = {}  # pidfd → pid
+        self.channels: dict[int, socket.socket] = {}  # fd → channel
+        self.children: dict[int, tuple[int, int]] = {}  # pidfd → (pid, channel fd)
+        self._add_channel(sock)
+
+    def _add_channel(self, channel: socket.socket) -> None:
+        self.channels[channel.fileno()] = channel
+        self.poller.register(channel, select.POLLIN)
 
     def serve(self) -> None:
+        main = self.sock.fileno()
         try:
             while True:
                 for fd, _ in self.poller.poll():
-                    if fd != self.sock.fileno():
+                    if fd not in self.channels:
                         self._reap(fd)
-                    elif not self._request():
+                    elif self._request(fd):
+                        continue
+                    elif fd == main:
                         return
-        except OSError:  # the worker is gone (a reply could not be sent)
+                    else:
+                        self._drop(fd)
+        except _MainLost:  # the worker (or the service) is gone: a reply could not be sent
             pass
         finally:
             self._kill_all()
 
-    def _send(self, message: dict[str, Any]) -> None:
-        self.sock.send(orjson.dumps(message))
-
-    def _request(self) -> bool:
-        """Fork one child for the request waiting on the channel; False at its end."""
+    def _send(self, fd: int, message: dict[str, Any]) -> None:
+        channel = self.channels.get(fd)
+        if channel is None:
+            return  # dropped already: nobody asks for that child's exit any more
         try:
-            data, fds, flags, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 1)
+            channel.send(orjson.dumps(message))
+        except OSError:
+            if fd == self.sock.fileno():
+                raise _MainLost from None
+            self._drop(fd)
+
+    def _request(self, fd: int) -> bool:
+        """Fork one child for the request waiting on channel ``fd``; False at its end."""
+        try:
+            data, fds, flags, _ = socket.recv_fds(self.channels[fd], MAX_MESSAGE, 1)
         except OSError:
             return False
         if not data:
             return False
         request = orjson.loads(data)
         if len(fds) != 1 or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
-            for fd in fds:
-                os.close(fd)
-            self._send({"id": request["id"], "error": "a malformed request"})
+            for received in fds:
+                os.close(received)
+            self._send(fd, {"id": request["id"], "error": "a malformed request"})
             return True
         _prepare(request)
         threads, python_threads = thread_count(), threading.active_count()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+        own = (
+            socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            if request.get("channel")
+            else None
+        )
         # The child says when it leads its own group: the worker may signal the group
         # (cancel, the watchdog) as soon as it hears the pid.
         ready_r, ready_w = os.pipe()
         try:
             pid = os.fork()
         except OSError as exc:
-            for fd in (fds[0], ready_r, ready_w):
-                os.close(fd)
-            self._send({"id": request["id"], "error": str(exc)})
+            for received in (fds[0], ready_r, ready_w):
+                os.close(received)
+            for end in own or ():
+                end.close()
+            self._send(fd, {"id": request["id"], "error": str(exc)})
             return True
         if pid == 0:  # never returns
             os.close(ready_r)
-            _run_child(request, fds[0], self.pid, ready_w)
+            _run_child(request, fds[0], self.pid, ready_w, own[1].fileno() if own else None)
         os.close(fds[0])
         os.close(ready_w)
         os.read(ready_r, 1)  # b"" if it died first: its exit is reported as any other
         os.close(ready_r)
+        if own is not None:
+            own[1].close()
+            self._add_channel(own[0])
         pidfd = os.pidfd_open(pid)
-        self.children[pidfd] = pid
+        self.children[pidfd] = (pid, fd)
         self.poller.register(pidfd, select.POLLIN)
-        self._send({"id": request["id"], "pid": pid, "threads": threads,
-                    "pythonThreads": python_threads})  # fmt: skip
+        self._send(fd, {"id": request["id"], "pid": pid, "threads": threads,
+                        "pythonThreads": python_threads})  # fmt: skip
         return True
 
     def _reap(self, pidfd: int) -> None:
-        pid = self.children.pop(pidfd)
+        pid, fd = self.children.pop(pidfd)
         self.poller.unregister(pidfd)
         os.close(pidfd)
         _, status = os.waitpid(pid, 0)
-        self._send({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+        self._send(fd, {"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+
+    def _drop(self, fd: int) -> None:
+        """A child's channel ended (the child is gone, or closed it): kill and reap every
+        child asked for on it."""
+        channel = self.channels.pop(fd, None)
+        if channel is None:
+            return
+        self.poller.unregister(fd)
+        channel.close()
+        self._kill([pidfd for pidfd, (_, asked_on) in self.children.items() if asked_on == fd])
 
     def _kill_all(self) -> None:
-        for pid in self.children.values():
+        self._kill(list(self.children))
+
+    def _kill(self, pidfds: list[int]) -> None:
+        for pidfd in pidfds:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-        for pidfd, pid in self.children.items():
+                os.killpg(self.children[pidfd][0], signal.SIGKILL)
+        for pidfd in pidfds:
+            pid, _ = self.children.pop(pidfd)
+            with contextlib.suppress(ValueError, KeyError):
+                self.poller.unregister(pidfd)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
             os.close(pidfd)
-        self.children.clear()
+
+
+class _MainLost(Exception):
+    """The server's first channel is gone."""
 
 
 def _prepare(request: dict[str, Any]) -> None:
@@ -417,8 +494,11 @@ def _entry_point(name: str) -> Callable[[list[str]], object]:
     return entry
 
 
-def _run_child(request: dict[str, Any], out_fd: int, server: int, ready_fd: int) -> None:
-    """The job's child: its own session, fds 0-2 only, the job's cwd and environment."""
+def _run_child(
+    request: dict[str, Any], out_fd: int, server: int, ready_fd: int, channel: int | None
+) -> None:
+    """The job's child: its own session, fds 0-2 only (and its own channel to the server
+    on ``CHANNEL_FD`` if it asked for one), the job's cwd and environment."""
     code: object = 1
     try:
         os.setsid()
@@ -434,7 +514,11 @@ def _run_child(request: dict[str, Any], out_fd: int, server: int, ready_fd: int)
         os.dup2(devnull, 0)
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
-        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        first_closed = CHANNEL_FD
+        if channel is not None:
+            os.dup2(channel, CHANNEL_FD, inheritable=False)
+            first_closed += 1
+        os.closerange(first_closed, os.sysconf("SC_OPEN_MAX"))
         os.chdir(request["cwd"])
         if request.get("env") is not None:  # yt-dlp and the ffmpeg it starts read these
             os.environ.clear()

@@ -144,9 +144,8 @@ async def footprint() -> None:
         main = serve.proc.pid
         tree = worker_tree(main)
         workers = [p for p, kind in tree if kind == "worker"]
-        forks = [p for p, kind in tree if kind == "fork server"]
         others = [p for p in children(main) if p not in dict(tree)]
-        # The zygote and each worker's fork server (yt-dlp preloaded) are ours too.
+        # The zygote (yt-dlp preloaded, it forks the workers and their jobs) is ours too.
         ours = [main, *(p for p, _ in tree)]
         peak = sum(memory_kib(p, "VmHWM") for p in ours) / 1024
         now = sum(memory_kib(p, "VmRSS") for p in ours) / 1024
@@ -154,7 +153,7 @@ async def footprint() -> None:
         pss = sum(pss_kib(p) for p in ours) / 1024
         print("footprint (3 idle workers):")
         print(
-            f"  mediad serve + zygote + {len(workers)} workers + {len(forks)} fork servers: peak RSS"
+            f"  mediad serve + zygote + {len(workers)} workers: peak RSS"
             f" {peak:.1f} MiB, now {now:.1f} MiB"
         )
         print(f"  the same processes' PSS (shared pages counted once): {pss:.1f} MiB")

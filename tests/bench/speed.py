@@ -128,7 +128,7 @@ def _kind(pid: int) -> str:
     name = command_name(pid)
     for marker, kind in (("mediad serve", "serve"), ("mediad: worker", "workers"),
                          ("mediad: zygote", "zygote"), ("mediad worker", "workers"),
-                         ("fork-server", "yt-dlp children"), ("aria2c", "aria2c"),
+                         ("fork-server", "fork servers"), ("aria2c", "aria2c"),
                          ("postgres", "postgres"), ("redis", "redis")):  # fmt: skip
         if marker in name:
             return kind
@@ -137,7 +137,8 @@ def _kind(pid: int) -> str:
 
 def tree_cpu(root: int) -> dict[str, float]:
     """CPU seconds (user + system) of ``root`` and every descendant, by kind; a process's
-    reaped children count with it (the fork server's are the yt-dlp jobs)."""
+    reaped children count with it, but for the zygote's (and a remote worker's fork
+    server's): those are the yt-dlp jobs (the zygote's workers are alive, not reaped)."""
     totals: dict[str, float] = {}
     todo = [root]
     while todo:
@@ -149,22 +150,21 @@ def tree_cpu(root: int) -> dict[str, float]:
             continue
         own, reaped = int(stat[11]) + int(stat[12]), int(stat[13]) + int(stat[14])
         kind = _kind(pid)
-        if kind == "yt-dlp children":  # the server itself, then its children
-            totals["fork servers"] = totals.get("fork servers", 0.0) + own / _TICK
-            own = 0
+        if kind in ("zygote", "fork servers"):  # the forking process, then its children
+            totals["yt-dlp children"] = totals.get("yt-dlp children", 0.0) + reaped / _TICK
+            reaped = 0
         totals[kind] = totals.get(kind, 0.0) + (own + reaped) / _TICK
     return totals
 
 
 async def quiet_fork_servers(root: int, timeout_s: float = 90) -> None:
-    """Wait until the zygote and every worker's fork server have finished their start-up
-    (yt-dlp's preload and warm-up job, ~1 s of CPU, which would otherwise land in the first
-    figures): none used CPU over the last 0.3 s. A worker forks its fork server before it
-    connects, so once the service is healthy they are there (none with ``tools.ytdlp``)."""
+    """Wait until the zygote, which forks the workers and their yt-dlp jobs, has finished
+    its start-up (yt-dlp's preload and warm-up job, ~1 s of CPU, which would otherwise
+    land in the first figures): it used no CPU over the last 0.3 s, with workers there."""
 
     def ticks() -> dict[int, int] | None:
         tree = worker_tree(root)
-        forks = [p for p, kind in tree if kind in ("zygote", "fork server")]
+        forks = [p for p, kind in tree if kind == "zygote"]
         if not any(kind == "worker" for _, kind in tree):
             return None
         found = {}
@@ -184,7 +184,7 @@ async def quiet_fork_servers(root: int, timeout_s: float = 90) -> None:
         if now is not None and now == last:
             return
         last = now
-    raise RuntimeError(f"the fork servers were still busy after {timeout_s:.0f} s")
+    raise RuntimeError(f"the zygote was still busy after {timeout_s:.0f} s")
 
 
 class CpuAccount:
@@ -576,7 +576,7 @@ async def idle(jobs: int) -> None:
                     await asyncio.sleep(3)
                     main = serve.proc.pid
                     rows = [(main, "mediad serve")]
-                    rows += worker_tree(main)  # the zygote, workers, fork servers
+                    rows += worker_tree(main)  # the zygote and the workers
                     rows += [(p, "aria2c") for p in children(main) if "aria2c" in command_name(p)]
                     print(
                         f"idle footprint after {jobs} tiny jobs ({half} yt-dlp, {jobs - half} aria2):"

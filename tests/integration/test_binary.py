@@ -469,11 +469,12 @@ async def test_jobs_page_and_systemd_through_the_binary(
                 assert not [k for k in env if k.startswith(("LD_LIBRARY", "_PYI_"))], (name, env)
                 if name == "aria2c":  # postgres and redis write their titles over theirs
                     assert env["PATH"] == "/usr/bin:/bin", (name, env)
-        # The workers are forked by the zygote, the binary started again; each worker's
-        # fork server and its yt-dlp children are the binary too, below it.
+        # The workers are forked by the zygote, the binary started again; the yt-dlp
+        # children it forks for them are the binary too, below it.
         zygotes = [p for p, n in programs.items() if n == "mediad" and _ppid(p) == main]
         assert len(zygotes) == 1, programs
-        workers = [p for p, n in programs.items() if n == "mediad" and _ppid(p) in zygotes]
+        workers = [p for p, n in programs.items() if n == "mediad" and _ppid(p) in zygotes
+                   and Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"mediad: worker")]  # fmt: skip
         assert len(workers) == 3
         # They run from the service's unpacked bundle, not one of their own (their
         # /proc/PID/environ holds their titles now, so the bundle shows in their maps).

@@ -46,6 +46,7 @@ from tests.support.harness import shared_tmp
 from tests.support.mediaserver import MediaServer
 from tests.support.polling import eventually
 from tests.support.ports import fixed_port
+from tests.support.proctree import forked_for
 
 DEFAULT_SEED = 20261201
 SEEDS = [
@@ -210,7 +211,7 @@ class Serve:
                 roles["redis"].append(proc)
         under_workers = set()
         for w in workers:
-            under_workers |= {p for p in descendants(w)}
+            under_workers |= {*descendants(w), *tools_forked_for(w)}
         roles["tool"] = sorted(under_workers, key=lambda p: p.pid)
         return roles
 
@@ -384,14 +385,23 @@ def _kill(proc: Proc, sig: int = signal.SIGKILL) -> bool:
     return False
 
 
+def tools_forked_for(worker: int) -> list[Proc]:
+    """The yt-dlp children the zygote forked for ``worker`` (and what they started)."""
+    return [proc for proc in map(Proc.of, forked_for(worker)) if proc is not None]
+
+
+def worker_and_tools(worker: Proc) -> list[Proc]:
+    return [worker, *descendants(worker.pid), *tools_forked_for(worker.pid)]
+
+
 async def kill_worker(run: Run) -> bool:
     roles = run.serve.processes()
-    busy = [w for w in roles["worker"] if descendants(w.pid)]
+    busy = [w for w in roles["worker"] if len(worker_and_tools(w)) > 1]
     pool = busy if busy and run.rng.random() < 0.85 else roles["worker"]
     if not pool:
         return False
     worker = run.rng.choice(pool)
-    tree = [worker, *descendants(worker.pid)]
+    tree = worker_and_tools(worker)
     run.generations.append(tree)
     return _kill(worker)
 

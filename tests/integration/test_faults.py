@@ -37,6 +37,7 @@ from tests.support.harness import (
 )
 from tests.support.mediaserver import MediaServer
 from tests.support.ports import fixed_port
+from tests.support.proctree import forked_for
 from tests.support.workers import ScriptedWorker
 
 BLOB_SHA = None  # filled lazily from media_dir
@@ -104,9 +105,12 @@ async def test_sigkill_a_worker_mid_download(
         job_id = (await api.submit(url, type=job_type))["jobId"]
         await _running(api, job_id)
         worker_pid = faulty.supervisor.procs[_worker_of(faulty, job_id)].pid
-        tools = children(worker_pid)
+        tools = children(worker_pid)  # (aria2: the service's daemon, none of the worker's)
+        if job_type == "ytdlp":
+            tools += await eventually(lambda: forked_for(worker_pid), what="the job's yt-dlp")
         os.kill(worker_pid, signal.SIGKILL)
-        # Its tools die with it (parent-death signal), the supervisor starts a new one.
+        # Its tools die with it (a parent-death signal; the zygote kills the yt-dlp it
+        # forked for the worker when the worker's channel ends), a new worker starts.
         await eventually(lambda: not [p for p in tools if alive(p)], what="the tools to die")
         done = await _verify_complete(api, faulty.config, job_id, media_dir)
         assert done["attempts"] == 2
@@ -130,8 +134,9 @@ async def test_sigkill_only_the_tool_retries_the_job(
         job_id = (await api.submit(url, type="ytdlp"))["jobId"]
         await _running(api, job_id)
         worker = faulty.supervisor.procs[_worker_of(faulty, job_id)]
-        # The forked yt-dlp (its fork server, the worker's child, is its parent).
-        (tool,) = [p for p in children(worker.pid) if _cmdline(p).startswith("mediad: yt-dlp ")]
+        # The forked yt-dlp (the zygote, the worker's parent, is its parent too).
+        zygote = int(Path(f"/proc/{worker.pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        (tool,) = [p for p in children(zygote) if _cmdline(p).strip() == f"mediad: yt-dlp {job_id}"]
         os.kill(tool, signal.SIGKILL)
         done = await _verify_complete(api, faulty.config, job_id, media_dir)
         assert done["attempts"] == 2

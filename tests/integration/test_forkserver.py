@@ -1,6 +1,6 @@
-"""A real worker's yt-dlp jobs: forked by its fork server (one thread, titled
-``mediad: fork-server``), each child titled ``mediad: yt-dlp <jobId>`` in its own process
-group, and gone once the job is cancelled."""
+"""A real worker's yt-dlp jobs: forked by the zygote (one thread, titled ``mediad:
+zygote``) on the worker's channel, each child titled ``mediad: yt-dlp <jobId>`` in its own
+process group, and gone once the job is cancelled or its worker killed."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def alive(pid: int) -> bool:
         return False
 
 
-async def test_a_yt_dlp_job_is_forked_by_the_single_threaded_fork_server(
+async def test_a_yt_dlp_job_is_forked_by_the_single_threaded_zygote(
     shared_service: Service, api: Api, media_server: MediaServer
 ) -> None:
     assert shared_service.dispatcher is not None and shared_service.supervisor is not None
@@ -49,53 +49,60 @@ async def test_a_yt_dlp_job_is_forked_by_the_single_threaded_fork_server(
     attempt = roster.get(job_id)
     assert attempt is not None
     worker = shared_service.supervisor.procs[attempt.worker_id].pid
+    zygote = ppid(worker)
     title = f"mediad: yt-dlp {job_id}"
 
     def the_child() -> int | None:
-        return next((p for p in descendants(worker) if cmdline(p) == title), None)
+        return next((p for p in descendants(zygote) if cmdline(p) == title), None)
 
     child = await eventually(the_child, what=f"a process titled {title!r}")
-    server = ppid(child)
-    assert cmdline(server) == "mediad: fork-server"
-    assert ppid(server) == worker
-    assert threads(server) == 1  # the forking process has one thread…
+    assert ppid(child) == zygote and cmdline(zygote) == "mediad: zygote"
+    assert threads(zygote) == 1  # the forking process has one thread…
     assert threads(worker) > 1  # …while the worker has several (its loop's executor)
     assert os.getpgid(child) == child  # its own group: cancel signals all of it
-    # Every worker has exactly one fork server, titled too.
+    # No worker has a fork server of its own: the zygote forks every worker's jobs.
     for other in shared_service.supervisor.procs.values():
-        below = [cmdline(p) for p in descendants(other.pid) if ppid(p) == other.pid]
-        assert below.count("mediad: fork-server") == 1, below
+        assert ppid(other.pid) == zygote
+        assert [cmdline(p) for p in descendants(other.pid)] == [], "nothing below a worker"
 
     status, job = await api.request("POST", f"/downloads/{job_id}/cancel")
     assert status == 200 and job["status"] == "cancelled"
     await eventually(lambda: not alive(child), what="the cancelled job's yt-dlp to be gone")
-    assert alive(server) and cmdline(server) == "mediad: fork-server"  # ready for the next
+    assert alive(zygote) and cmdline(zygote) == "mediad: zygote"  # ready for the next
 
 
-async def test_a_worker_whose_fork_server_dies_is_replaced(
-    new_config: Any, media_server: MediaServer, media_dir: Path
+async def test_a_killed_workers_yt_dlp_job_is_killed_with_it_and_runs_again(
+    new_config: Any, media_server: MediaServer
 ) -> None:
-    """A fork server killed while idle: its worker notices at once and exits (a server
-    forked again from the threaded worker would break the rule); the supervisor starts a
-    fresh worker, with a fresh fork server, and yt-dlp jobs run on it."""
+    """A worker SIGKILLed while its yt-dlp job runs: the zygote sees the worker's channel
+    end and kills that job's child (nobody could follow it any more), the supervisor
+    starts a new worker, and the job, interrupted, runs again on it."""
     config = await new_config(workers={"processes": 1})
     async with running_service(config) as service:
-        assert service.supervisor is not None
+        assert service.supervisor is not None and service.dispatcher is not None
         api = Api(service.base_url)
         try:
+            url = media_server.url("blob.bin", stall_after=100_000)
+            job_id = (await api.submit(url, type="ytdlp"))["jobId"]
+            title = f"mediad: yt-dlp {job_id}"
             (worker,) = [p.pid for p in service.supervisor.procs.values()]
-            (server,) = [p for p in descendants(worker) if cmdline(p) == "mediad: fork-server"]
-            os.kill(server, signal.SIGKILL)
-            await eventually(lambda: not alive(worker), what="the worker to exit")
+            zygote = ppid(worker)
 
-            def replaced() -> bool:
+            def children() -> list[int]:
+                return [p for p in descendants(zygote) if cmdline(p) == title]
+
+            (child,) = await eventually(children, what="the job's yt-dlp")
+            os.kill(worker, signal.SIGKILL)
+            await eventually(lambda: not alive(child), what="the job's yt-dlp killed too")
+
+            def again() -> list[int]:
                 procs = list(service.supervisor.procs.values())  # type: ignore[union-attr]
-                return bool(procs) and procs[0].pid != worker and procs[0].returncode is None
+                if not procs or procs[0].pid == worker:
+                    return []
+                return [p for p in children() if p != child]
 
-            await eventually(replaced, timeout_s=60, what="a new worker")
-            job = await api.submit(media_server.url("video.mp4"), type="ytdlp")
-            done = await api.wait_status(job["jobId"], "completed", "failed", timeout_s=90)
-            assert done["status"] == "completed", done
-            assert done["size"] == (media_dir / "video.mp4").stat().st_size
+            await eventually(again, timeout_s=60, what="the job running again, new worker")
+            status, job = await api.request("POST", f"/downloads/{job_id}/cancel")
+            assert status == 200 and job["status"] == "cancelled"
         finally:
             await api.close()

@@ -237,12 +237,13 @@ async def _running(api: Api, job_id: str) -> bool:
 
 
 def forked_tools(workers: list[int], tree: set[int]) -> list[int]:
-    """yt-dlp children forked by a worker's fork server (the worker's child): two levels
-    below the worker, titled ``mediad: yt-dlp <jobId>``."""
-    servers = {
+    """yt-dlp children, titled ``mediad: yt-dlp <jobId>``, forked for the workers: by the
+    zygote (a local worker's parent) or by a remote worker's own fork server (its child,
+    titled ``mediad: fork-server``)."""
+    forkers = {ppid(p) for p in workers} | {
         p for p in tree if ppid(p) in workers and cmdline(p).strip() == "mediad: fork-server"
     }
-    return [p for p in tree if ppid(p) in servers and cmdline(p).startswith("mediad: yt-dlp ")]
+    return [p for p in tree if ppid(p) in forkers and cmdline(p).startswith("mediad: yt-dlp ")]
 
 
 @pytest.mark.slow

@@ -93,6 +93,30 @@ def _prepare(argv: list[str]) -> None:
 prepared.prepare = _prepare  # type: ignore[attr-defined]
 
 
+def asks_for_its_own(argv: list[str]) -> int:
+    """A child with a channel of its own (``spawn(..., channel=True)``): it asks the server
+    for a grandchild on it, ``argv[0]`` its entry, ``argv[1]`` its argument; "wait" in
+    ``argv[2]``: prints what it printed and returns its exit code, else returns at once
+    (leaving it running)."""
+
+    async def ask() -> int:
+        forks = ForkServer.inherited()
+        forks.watch()
+        grandchild = await forks.fork(f"{HERE}:{argv[0]}", [argv[1]], Path.cwd(), None, "gc")
+        print(json.dumps({"grandchild": grandchild.pid, "me": os.getpid()}), flush=True)
+        if argv[2] != "wait":
+            async for _ in grandchild.lines():
+                break  # it has started: leave it running
+            return 0
+        async for line in grandchild.lines():
+            print(line, flush=True)
+        code = await grandchild.wait()
+        await forks.stop()
+        return code
+
+    return asyncio.run(ask())
+
+
 def busy(argv: list[str]) -> int:
     print("busy", flush=True)
     while True:
@@ -244,6 +268,50 @@ async def test_a_lost_server_kills_its_children_and_says_so(
     assert lost == [True]
     with pytest.raises(ForkServerLost):
         await forks.fork(f"{HERE}:report", [], tmp_path, None, "t")
+
+
+async def _spawn_with_channel(
+    forks: ForkServer, argv: list[str], cwd: Path
+) -> tuple[int, list[str], int]:
+    read_fd, write_fd = os.pipe()
+    try:
+        child = await forks.spawn(
+            f"{HERE}:asks_for_its_own", argv, cwd, None, "t", write_fd, channel=True
+        )
+    finally:
+        os.close(write_fd)
+    reader = await procs.reader_for(read_fd)
+    lines = [line.decode().rstrip("\n") async for line in reader]
+    return child.pid, lines, await child.exited
+
+
+async def test_a_child_with_a_channel_asks_the_server_for_children_of_its_own(
+    forks: ForkServer, tmp_path: Path
+) -> None:
+    """The zygote's shape: a child (a worker) asks the server that forked it for children
+    (its jobs) on a channel of its own; the server forks them, as its own children, and
+    reports their exits on that channel."""
+    pid, lines, code = await _spawn_with_channel(forks, ["exit_with", "3", "wait"], tmp_path)
+    assert code == 3, lines
+    asked = json.loads(lines[0])
+    assert asked["me"] == pid and lines[1:] == ["exiting with 3"]
+    pid, lines, code = await _spawn_with_channel(forks, ["report", "x", "wait"], tmp_path)
+    seen = json.loads(lines[1])
+    assert code == 0 and seen["ppid"] == forks.pid != pid  # the server's, not the asker's
+    assert seen["fds"][:3] == [0, 1, 2] and len(seen["fds"]) <= 4  # no channel of anyone's
+
+
+async def test_a_childs_channel_that_ends_takes_its_children_with_it(
+    forks: ForkServer, tmp_path: Path
+) -> None:
+    pid, lines, code = await _spawn_with_channel(
+        forks, ["sleep_forever", str(tmp_path / "gc.pid"), "go"], tmp_path
+    )
+    grandchild = json.loads(lines[0])["grandchild"]
+    assert code == 0 and not alive(pid)
+    await eventually(lambda: not alive(grandchild), what="the grandchild killed")
+    _, lines, code = await _run(forks, "exit_with", ["0"], tmp_path)
+    assert code == 0 and forks.unreaped == 0  # the server carries on
 
 
 async def test_stop_kills_what_still_runs(tmp_path: Path) -> None:
