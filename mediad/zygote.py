@@ -22,10 +22,11 @@ and no worker needs a fork server of its own (each one was ~4-7 MiB of private m
 more once it had picked extractors: ``run_ytdlp.pick_extractor`` now runs once, here).
 
 How it ends: the zygote has a parent-death signal on ``mediad serve``, each worker and
-each job's child has one on the zygote, a worker's channel that ends (the worker is gone)
-takes the children the worker asked for with it, and a zygote that loses its channel to
-the service kills every child's process group and exits. The supervisor notices a lost zygote at once (every worker counts as killed) and
-starts a new one for the next worker it starts.
+each job's child has one on the zygote, a worker's channel that ends (the worker is
+gone) takes the children the worker asked for with it, and a zygote that loses its
+channel to the service kills every child's process group and exits. The supervisor
+notices a lost zygote at once (every worker counts as killed) and starts a new one for
+the next worker it starts.
 """
 
 from __future__ import annotations

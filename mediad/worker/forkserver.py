@@ -353,22 +353,30 @@ class _Server:
         self.poller.register(channel, select.POLLIN)
 
     def serve(self) -> None:
-        main = self.sock.fileno()
         try:
             while True:
                 for fd, _ in self.poller.poll():
-                    if fd not in self.channels:
-                        self._reap(fd)
-                    elif self._request(fd):
-                        continue
-                    elif fd == main:
+                    if not self._handle(fd):
                         return
-                    else:
-                        self._drop(fd)
         except _MainLost:  # the worker (or the service) is gone: a reply could not be sent
             pass
         finally:
             self._kill_all()
+
+    def _handle(self, fd: int) -> bool:
+        """One descriptor that poll found ready; False once the first channel has ended.
+        One round of poll can name a descriptor that an earlier one in the same round
+        took away (a worker's channel ended: its children were killed and reaped, their
+        pidfds closed): that one is skipped."""
+        if fd in self.channels:
+            if self._request(fd):
+                return True
+            if fd == self.sock.fileno():
+                return False
+            self._drop(fd)
+        elif fd in self.children:
+            self._reap(fd)
+        return True
 
     def _send(self, fd: int, message: dict[str, Any]) -> None:
         channel = self.channels.get(fd)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from mediad.worker import procs
-from mediad.worker.forkserver import ForkServer, ForkServerLost
+from mediad.worker.forkserver import ForkServer, ForkServerLost, _Server
 from tests.support.polling import eventually
 
 HERE = "tests.unit.test_forkserver"
@@ -312,6 +314,30 @@ async def test_a_childs_channel_that_ends_takes_its_children_with_it(
     await eventually(lambda: not alive(grandchild), what="the grandchild killed")
     _, lines, code = await _run(forks, "exit_with", ["0"], tmp_path)
     assert code == 0 and forks.unreaped == 0  # the server carries on
+
+
+def test_a_descriptor_taken_away_earlier_in_the_same_poll_is_skipped() -> None:
+    """A worker dies: its pidfd and its channel's end (and its job's pidfd) can come in one
+    round of poll. Once the channel is dropped (its job killed and reaped), the job's
+    pidfd and the channel, still in that round's list, are skipped: the server goes on."""
+    main, _peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server = _Server(main)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server._add_channel(ours)
+    channel = ours.fileno()
+    job = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    pidfd = os.pidfd_open(job.pid)
+    server.children[pidfd] = (job.pid, channel)
+    server.poller.register(pidfd, select.POLLIN)
+    theirs.close()
+    ready = [pidfd, channel]  # as one poll round may list them, the channel last or first
+    server._drop(channel)
+    job.returncode = -signal.SIGKILL  # (reaped by the server, not by Popen)
+    assert not alive(job.pid) and server.children == {}
+    assert all(server._handle(fd) for fd in ready)
+    assert list(server.channels) == [main.fileno()]
+    main.close()
+    _peer.close()
 
 
 async def test_stop_kills_what_still_runs(tmp_path: Path) -> None:
