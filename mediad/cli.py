@@ -132,6 +132,10 @@ def _serve(args: argparse.Namespace, config: configuration.Config) -> int:
         from mediad import toolcheck
 
         return toolcheck.report(toolcheck.check(config), sys.stdout)
+    from mediad import imports
+
+    # Not its blocking client's requests (~4 MiB): only an Apprise delivery needs it.
+    imports.import_without("socketio", "requests")
     logs.configure(config.logging.level, config.logging.format, "serve")
     errorreport.setup(config)  # only with logging.sentry_dsn
     _event_loop_policy()
