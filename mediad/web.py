@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import importlib.resources
 import logging
@@ -313,30 +314,39 @@ async def list_downloads(request: web.Request) -> web.Response:
 
 
 def _pages(store: Store, dispatcher: Dispatcher) -> Coalescer[inputs.ListQuery, bytes]:
-    """``GET /downloads`` answers: equal queries asked together get one answer, read by a
-    query sent after they were all asked (coalesce.py) — a page that many clients poll
-    at once, or reload all together when the service is back, is read and encoded once."""
+    """``GET /downloads`` answers: queries asked together that differ at most in their
+    ``limit`` get their answers from one read, sent after they were all asked
+    (coalesce.py) — a page that many clients poll at once, or reload all together when
+    the service is back, is read and encoded once, and pages of other sizes of the same
+    list (the page's 50, the command line's 20, a script's 100) are the first rows of
+    the longest one: the order (created_at, id) is total, so each is exactly the page
+    its own query would have read."""
 
     async def read(seal: Seal[inputs.ListQuery]) -> dict[inputs.ListQuery, bytes]:
-        (query,) = seal()
+        queries = seal()
+        first = queries[0]
+        longest = max(query.limit for query in queries)
         jobs = await store.list_jobs_api(
-            statuses=query.statuses,
-            search=query.search,
-            limit=query.limit + 1,
-            after=query.after,
-            subscription=query.subscription,
+            statuses=first.statuses,
+            search=first.search,
+            limit=longest + 1,
+            after=first.after,
+            subscription=first.subscription,
         )
-        page, more = jobs[: query.limit], len(jobs) > query.limit
-        for job in page:  # Dispatcher.snapshot's rule, on the API's view
+        for job in jobs[:longest]:  # Dispatcher.snapshot's rule, on the API's view
             if job["status"] == "running":
                 live = dispatcher.live(job["jobId"], job["attempts"])
                 if live is not None:
                     job.update(live.to_api())
-        last = page[-1] if more else None
-        cursor = inputs.encode_cursor(last["createdAt"], last["jobId"]) if last else None
-        return {query: orjson.dumps({"items": page, "nextCursor": cursor})}
+        answers: dict[inputs.ListQuery, bytes] = {}
+        for query in queries:
+            page, more = jobs[: query.limit], len(jobs) > query.limit
+            last = page[-1] if more else None
+            cursor = inputs.encode_cursor(last["createdAt"], last["jobId"]) if last else None
+            answers[query] = orjson.dumps({"items": page, "nextCursor": cursor})
+        return answers
 
-    return Coalescer(read, group=lambda query: query)
+    return Coalescer(read, group=lambda query: dataclasses.replace(query, limit=0))
 
 
 async def _job(request: web.Request) -> Any:

@@ -13,7 +13,8 @@ measured in the same run and the ratio; none asserts anything.
   connections, against a bare aiohttp app answering the same bodies (the load generator
   is `wrk` when installed, else an aiohttp client loop: the output says which). The first
   two are measured twice: the same request every time, and a mix (each of the 50 jobs in
-  turn; pages of 41 to 50), since reads that arrive together for the same thing share a
+  turn; pages of 41 to 50, which share one read; pages of 40 after ten different jobs,
+  which share nothing), since reads that arrive together for the same thing share a
   query. Each also prints CPU per request: mediad's processes (serve, PostgreSQL...)
   against the bare app's (this process; wrk's own is in neither);
 * idle: RSS and PSS per process of serve, its workers and aria2c after the tiny jobs;
@@ -511,15 +512,25 @@ async def reads(seconds: int, connections: int) -> None:
                                 if len((await r.json())["items"]) >= 50:
                                     break
                             await asyncio.sleep(0.1)
+                        # Ten pages that share no rows' read: each starts after another
+                        # job (the cursor a client scrolling from there holds).
+                        cursors = []
+                        for k in range(1, 11):
+                            async with http.get("/downloads", params={"limit": str(k)}) as r:
+                                cursors.append((await r.json())["nextCursor"])
                         # The same request every time, as a dashboard polls; then a mix
-                        # (each of the 50 jobs in turn; ten page sizes), since requests
-                        # that arrive together for the same thing may share a query.
+                        # (each of the 50 jobs in turn; ten page sizes, whose rows are the
+                        # first of one read; ten cursors), since requests that arrive
+                        # together for the same thing may share a query.
                         loads = {
                             "/downloads/{id}": [f"/downloads/{ids[0]}"],
                             "/downloads/{id} of 50": [f"/downloads/{i}" for i in ids],
                             "/downloads (50)": ["/downloads"],
                             "/downloads?limit=41..50": [
                                 f"/downloads?limit={n}" for n in range(41, 51)
+                            ],
+                            "/downloads?cursor= (10)": [
+                                f"/downloads?limit=40&cursor={c}" for c in cursors
                             ],
                             "/health": ["/health"],
                         }

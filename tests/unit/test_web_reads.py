@@ -1,6 +1,7 @@
-"""The read routes' sharing: equal GET /downloads pages asked together get one answer
-(with the running jobs' live progress), and GET /health requests that come while the
-checks run share the next run, whose checks all begin after they asked."""
+"""The read routes' sharing: GET /downloads pages of one list asked together share one
+read, equal ones one answer (with the running jobs' live progress), and GET /health
+requests that come while the checks run share the next run, whose checks all begin after
+they asked."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ class PageStore:
         return [j.to_api_orjson() for j in jobs[::-1][:limit]]
 
 
-async def test_equal_pages_asked_together_get_one_answer_with_live_progress(
+async def test_pages_of_one_list_asked_together_share_a_read_with_live_progress(
     tmp_path: Path,
 ) -> None:
     rig = Rig(make_config(tmp_path))
@@ -87,10 +88,16 @@ async def test_equal_pages_asked_together_get_one_answer_with_live_progress(
         store = PageStore(rig)
         pages = webapp._pages(store, rig.dispatcher)  # type: ignore[arg-type]
         one = inputs.ListQuery(limit=1)
+        other_list = inputs.ListQuery(limit=1, search="elsewhere")
         answers = await asyncio.gather(
-            pages.get(one), pages.get(one), pages.get(inputs.ListQuery(limit=2))
+            pages.get(one),
+            pages.get(one),
+            pages.get(inputs.ListQuery(limit=2)),
+            pages.get(other_list),
         )
-        assert store.calls == 2  # the two equal queries: one read
+        # Equal queries get one answer; pages of the same list, of any size, one read
+        # (the longest); another list its own read.
+        assert store.calls == 2
         assert answers[0] is answers[1]
         first = orjson.loads(answers[0] or b"")
         newest = rig.job(queued[1])
