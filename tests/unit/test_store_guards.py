@@ -7,6 +7,7 @@ against a real PostgreSQL, and the fake store beside it.)"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
@@ -45,6 +46,9 @@ class RecordingConn:
 class RecordingPool:
     def __init__(self) -> None:
         self.conn = RecordingConn()
+
+    def get_max_size(self) -> int:
+        return 10
 
     @contextlib.asynccontextmanager
     async def acquire(self) -> AsyncIterator[RecordingConn]:
@@ -187,3 +191,52 @@ def test_a_requeue_is_counted_in_the_budget_states_counts(method: str, budget: s
     assert {"interruptions": (i, f) == (1, 0), "failures": (i, f) == (0, 1), "": (i, f) == (0, 0)}[
         budget
     ]
+
+
+class QueuePool:
+    """A pool that hands out connections as asyncpg's does, from an asyncio queue: one
+    given back goes to whoever asks next, even if others have been waiting for it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.free: asyncio.LifoQueue[RecordingConn] = asyncio.LifoQueue()
+        for _ in range(size):
+            self.free.put_nowait(RecordingConn())
+
+    def get_max_size(self) -> int:
+        return self.size
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[RecordingConn]:
+        conn = await self.free.get()
+        try:
+            yield conn
+        finally:
+            self.free.put_nowait(conn)
+
+
+async def test_connections_go_to_those_who_asked_first() -> None:
+    store = Store(QueuePool(1))  # type: ignore[arg-type]
+    order: list[str] = []
+    let_go = asyncio.Event()
+
+    async def use(name: str) -> None:
+        async with store.connection():
+            order.append(name)
+
+    async def first() -> None:
+        async with store.connection():
+            order.append("first")
+            await let_go.wait()
+        # Straight after giving the connection back, before the two waiting have run:
+        # on the pool alone, this one would take it from under them.
+        await use("late")
+
+    holder = asyncio.create_task(first())
+    await asyncio.sleep(0)  # a yield, not a wait: each task runs to where it blocks
+    waiting = [asyncio.create_task(use(name)) for name in ("second", "third")]
+    await asyncio.sleep(0)
+    assert order == ["first"]  # the two wait for the one connection
+    let_go.set()
+    await asyncio.wait_for(asyncio.gather(holder, *waiting), 10)
+    assert order == ["first", "second", "third", "late"]
