@@ -56,11 +56,14 @@ class Databases:
         for dsn in candidates:
             try:
                 conn = await asyncpg.connect(dsn, timeout=3)
-                await conn.close()
-                self.admin_dsn = dsn
-                return
             except (OSError, asyncpg.PostgresError, TimeoutError):
                 continue
+            try:
+                await drop_orphans(conn)
+            finally:
+                await conn.close()
+            self.admin_dsn = dsn
+            return
         self._root = shared_tmp("mediad-test-pg-")
         self._managed = ManagedPostgres(
             self._root / "postgres", bin_dir=find_postgres_bin_dir(), database="postgres"
@@ -91,6 +94,29 @@ class Databases:
             await self._managed.stop()
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
+
+
+async def drop_orphans(conn: asyncpg.Connection) -> list[str]:
+    """Drop the databases that test processes no longer running left behind (killed
+    before ``stop``): ``mediad_test_{pid}_{n}`` with no process ``pid``. A process alive
+    under that pid (perhaps another one, the pid reused) keeps them."""
+    names = await conn.fetch(
+        "SELECT datname FROM pg_database WHERE datname ~ '^mediad_test_[0-9]+_[0-9]+$'"
+    )
+    dropped = []
+    for (name,) in names:
+        pid = int(name.split("_")[2])
+        try:
+            os.kill(pid, 0)
+            continue  # alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # alive, someone else's
+        with contextlib.suppress(asyncpg.PostgresError):
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            dropped.append(name)
+    return dropped
 
 
 def _with_database(dsn: str, name: str) -> str:
