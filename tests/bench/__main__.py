@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -69,6 +70,55 @@ def uss_kib(pid: int) -> int:
         if line.startswith(("Private_Clean:", "Private_Dirty:")):
             total += int(line.split()[1])
     return total
+
+
+def _pages(pid: int, start: int, end: int) -> list[int | None]:
+    """The physical frame of each page of [start, end) in ``pid`` (None: not present)."""
+    with open(f"/proc/{pid}/pagemap", "rb") as f:
+        f.seek(start // 4096 * 8)
+        data = f.read((end - start) // 4096 * 8)
+    return [e & ((1 << 55) - 1) if e >> 63 else None for (e,) in struct.iter_unpack("Q", data)]
+
+
+def zygote_sharing(zygote: int, workers: list[int]) -> dict[str, float] | None:
+    """MiB of the zygote's anonymous memory (and libpython's writable pages) by how the
+    workers share it: still shared by all; copied by every worker (the zygote's own copy
+    then serves nobody); written by the zygote after the fork (the workers share the old
+    copy); or the zygote's alone. None without the rights to read page frames (root)."""
+    names = {"all": "shared by the zygote and every worker",
+             "copied": "copied by every worker (the zygote's copy serves nobody)",
+             "zygote wrote": "written by the zygote after the fork (the workers share the old)",
+             "zygote's": "the zygote's alone (made after the fork)",
+             "other": "shared by some"}  # fmt: skip
+    found = dict.fromkeys(names.values(), 0.0)
+    try:
+        for line in Path(f"/proc/{zygote}/maps").read_text().splitlines():
+            fields = line.split()
+            name = fields[5] if len(fields) > 5 else ""
+            if (name.startswith("/") and "libpython" not in name) or name.startswith("[v"):
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            ours, theirs = _pages(zygote, start, end), [_pages(w, start, end) for w in workers]
+            for i, frame in enumerate(ours):
+                if frame is None or frame == 0:
+                    continue
+                others = [t[i] if i < len(t) else None for t in theirs]
+                if all(o == frame for o in others):
+                    kind = "all"
+                elif any(o == frame for o in others):
+                    kind = "other"
+                elif all(o is None for o in others):
+                    kind = "zygote's"
+                elif None not in others and len(set(others)) == len(others):
+                    kind = "copied"
+                elif None not in others and len(set(others)) == 1:
+                    kind = "zygote wrote"
+                else:
+                    kind = "other"
+                found[names[kind]] += 4 / 1024
+    except (OSError, ValueError):
+        return None
+    return found
 
 
 def command_name(pid: int) -> str:

@@ -54,6 +54,7 @@ from tests.bench.__main__ import (
     memory_kib,
     pss_kib,
     uss_kib,
+    zygote_sharing,
 )
 from tests.support.harness import shared_tmp
 from tests.support.mediaserver import MediaServer
@@ -605,6 +606,15 @@ async def idle(jobs: int) -> None:
                           f"{total_pss:.1f} MiB (USS, pages only one process has: "
                           f"{total_uss:.1f} MiB)   goal PSS <= 150 MiB; MeTube 364 MiB (issue 8)"
                           f"   ratio {_ratio(total_pss, 364)}")  # fmt: skip
+                    zygote = [p for p, name in rows if name == "zygote"]
+                    workers = [p for p, name in rows if name == "worker"]
+                    sharing = zygote_sharing(zygote[0], workers) if zygote else None
+                    if sharing is None:
+                        print("  the zygote's pages by sharing: not readable (needs root)")
+                    else:
+                        print("  the zygote's pages (anonymous and libpython's), by sharing:")
+                        for what, mib in sharing.items():
+                            print(f"    {mib:6.1f} MiB {what}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
