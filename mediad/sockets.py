@@ -340,17 +340,25 @@ class ClusterEvents(socketio.AsyncRedisManager):
         )
         self._down_until = 0.0
         self._closing: set[asyncio.Task[None]] = set()
+        # Publishing has a client of its own. Reconnecting through _redis_connect, the
+        # base class's way, also replaced the pubsub the listener was subscribing with,
+        # and closed it before its connection was made: that connection was then left
+        # open for the garbage collector (a ResourceWarning after a Redis restart).
+        self._publisher: Any = None
 
     async def _publish(self, data: Any) -> Any:
         now = time.monotonic()
         if now < self._down_until:
             return None
         try:
-            if not self.connected:
-                self._redis_connect()
-            result = await self.redis.publish(self.channel, self.json.dumps(data))
+            if self._publisher is None:
+                self._publisher = self._get_redis_module().Redis.from_url(
+                    self.redis_url, **self.redis_options
+                )
+            result = await self._publisher.publish(self.channel, self.json.dumps(data))
         except Exception as exc:  # redis-py's and the socket's: the event is dropped
-            self.connected = False
+            self._close_later(self._publisher)
+            self._publisher = None
             if not self._down_until:
                 log.warning("Socket.IO events reach only this instance's clients: %s", exc)
             self._down_until = now + 1.0
@@ -361,15 +369,18 @@ class ClusterEvents(socketio.AsyncRedisManager):
         return result
 
     def _redis_connect(self) -> None:
-        """A new client for each reconnection (the base class's way), the old one closed
-        rather than left to the garbage collector with its sockets open."""
+        """The listener's new client for each reconnection (the base class's way), the old
+        one closed rather than left to the garbage collector with its sockets open."""
         old = [getattr(self, "pubsub", None), getattr(self, "redis", None)]
         super()._redis_connect()
         for client in old:
-            if client is not None:
-                task = asyncio.get_running_loop().create_task(client.aclose())
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
+            self._close_later(client)
+
+    def _close_later(self, client: Any) -> None:
+        if client is not None:
+            task = asyncio.get_running_loop().create_task(client.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         """Stop listening and close the Redis connections (at shutdown)."""
@@ -378,7 +389,8 @@ class ClusterEvents(socketio.AsyncRedisManager):
             thread.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(thread, CLOSE_TIMEOUT_S)
-        for client in (getattr(self, "pubsub", None), getattr(self, "redis", None)):
+        clients = (getattr(self, "pubsub", None), getattr(self, "redis", None), self._publisher)
+        for client in clients:
             if client is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(client.aclose(), CLOSE_TIMEOUT_S)
