@@ -73,11 +73,13 @@ def uss_kib(pid: int) -> int:
 
 
 def _pages(pid: int, start: int, end: int) -> list[int | None]:
-    """The physical frame of each page of [start, end) in ``pid`` (None: not present)."""
+    """The physical frame of each page of [start, end) in ``pid`` (None: not present, or
+    hidden: the kernel shows frames to root only, as 0 to anyone else)."""
     with open(f"/proc/{pid}/pagemap", "rb") as f:
         f.seek(start // 4096 * 8)
         data = f.read((end - start) // 4096 * 8)
-    return [e & ((1 << 55) - 1) if e >> 63 else None for (e,) in struct.iter_unpack("Q", data)]
+    frames = (e & ((1 << 55) - 1) if e >> 63 else 0 for (e,) in struct.iter_unpack("Q", data))
+    return [frame or None for frame in frames]
 
 
 def zygote_sharing(zygote: int, workers: list[int]) -> dict[str, float] | None:
@@ -100,7 +102,7 @@ def zygote_sharing(zygote: int, workers: list[int]) -> dict[str, float] | None:
             start, end = (int(x, 16) for x in fields[0].split("-"))
             ours, theirs = _pages(zygote, start, end), [_pages(w, start, end) for w in workers]
             for i, frame in enumerate(ours):
-                if frame is None or frame == 0:
+                if frame is None:
                     continue
                 others = [t[i] if i < len(t) else None for t in theirs]
                 if all(o == frame for o in others):
@@ -118,7 +120,7 @@ def zygote_sharing(zygote: int, workers: list[int]) -> dict[str, float] | None:
                 found[names[kind]] += 4 / 1024
     except (OSError, ValueError):
         return None
-    return found
+    return found if any(found.values()) else None  # no frame shown: not root
 
 
 def command_name(pid: int) -> str:
