@@ -370,7 +370,7 @@ async def overhead(n: int, sequential: int) -> None:
             f"  concurrency 3: {rate:6.1f} jobs/s ({n} jobs), {1000 / rate:.1f} ms/job of wall time"
         )
         print(f"  one at a time: POST to completed {ms:.1f} ms/job (median of {sequential},"
-              f" polled every 10 ms), the stand-in alone {tool_ms:.1f} ms")  # fmt: skip
+              f" each followed on /jobs), the stand-in alone {tool_ms:.1f} ms")  # fmt: skip
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

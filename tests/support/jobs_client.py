@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import socketio
@@ -14,12 +15,14 @@ class JobsClient:
         self.base_url = base_url
         self.sio = socketio.AsyncClient(reconnection=False)
         self.events: list[tuple[str, dict[str, Any]]] = []
+        self._arrived = asyncio.Event()
         for name in ("progress", "completed", "failed", "job-update"):
             self.sio.on(name, self._recorder(name), namespace="/jobs")
 
     def _recorder(self, name: str):  # type: ignore[no-untyped-def]
         async def record(data: dict[str, Any]) -> None:
             self.events.append((name, data))
+            self._arrived.set()
 
         return record
 
@@ -35,6 +38,19 @@ class JobsClient:
 
     def of(self, job_id: str) -> list[tuple[str, dict[str, Any]]]:
         return [(n, d) for n, d in self.events if d.get("jobId") == job_id]
+
+    async def first(
+        self, job_id: str, names: tuple[str, ...] = ("completed", "failed"), timeout_s: float = 300
+    ) -> tuple[str, dict[str, Any]]:
+        """The job's first event named in ``names``, already received or the next to come
+        (woken by each event as it arrives: no polling interval adds to the wait)."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                for name, data in self.events:
+                    if name in names and data.get("jobId") == job_id:
+                        return name, data
+                self._arrived.clear()
+                await self._arrived.wait()
 
     def ended(self, job_id: str, status: str = "completed") -> bool:
         """Both of a job's last events have arrived: ``completed`` (or ``failed``) and the
