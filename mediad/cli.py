@@ -214,6 +214,9 @@ async def _start(
 
 def _handed_over_worker(fd: int) -> int:
     """A worker whose settings (token included) come from file descriptor ``fd``."""
+    from mediad import imports
+
+    imports.import_without("socketio", *imports.WORKER_HIDDEN)  # no Redis in a worker
     from mediad.worker import client
     from mediad.worker.forkserver import ForkServer
     from mediad.worker.settings import WorkerSettings, take_over

@@ -8,6 +8,13 @@ server and client; of all it does, only an Apprise delivery needs ``requests``, 
 that imports it as usual when it first runs. So serve imports python-socketio with
 ``requests`` hidden: the blocking client, never used there, sees it as not installed.
 
+A worker is the other way round: it needs ``requests`` (yt-dlp, preloaded in the zygote
+the workers are forked from, uses it for HTTP when it is installed), but never Redis,
+which python-socketio's Redis managers import if they can (redis-py, or aioredis or
+valkey in its place: ~60 modules, ~5 MiB that the zygote and every worker map; only
+serve has a manager, ``sockets.ClusterEvents``). So the zygote, and a remote worker,
+import python-socketio with ``WORKER_HIDDEN`` hidden.
+
 (Deferring ``requests`` itself, executed on first use, does not do: an import of one of
 its submodules, ``from requests.auth import …`` in Apprise, runs before the package's
 ``__init__`` and breaks its circular imports; ``importlib.util.LazyLoader`` is executed
@@ -19,6 +26,9 @@ from __future__ import annotations
 import importlib
 import sys
 import types
+
+# What a worker imports python-socketio without (see above).
+WORKER_HIDDEN = ("redis", "aioredis", "valkey")
 
 
 def import_without(name: str, *hidden: str) -> types.ModuleType:

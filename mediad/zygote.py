@@ -81,6 +81,9 @@ def main(fd: int) -> int:
 
 def _load_worker() -> None:
     """Import what a worker runs, so that the workers share it."""
+    from mediad import imports
+
+    imports.import_without("socketio", *imports.WORKER_HIDDEN)  # no Redis in a worker
     import mediad.cli  # the event loop policy, logging
     import mediad.worker.client  # noqa: F401  (socketio, aiohttp, every tool's runner)
 

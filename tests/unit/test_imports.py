@@ -1,5 +1,6 @@
 """imports.import_without: serve imports python-socketio without ``requests``, and an
-Apprise delivery still imports and uses it.
+Apprise delivery still imports and uses it; a worker (the zygote's load) imports it
+without Redis, and its Socket.IO client still talks to a server.
 
 Each case runs in a fresh interpreter: what it imports must not be in sys.modules before,
 and must not leak into the other tests."""
@@ -63,6 +64,50 @@ def test_serve_imports_no_requests_and_an_apprise_delivery_still_works(tmp_path:
         tmp_path,
     )
     assert out == "ok"
+
+
+def test_a_worker_imports_no_redis_and_its_socketio_client_still_works(tmp_path: Path) -> None:
+    out = run(
+        """
+        import asyncio, sys
+        from mediad import zygote
+        zygote._load_worker()  # what the zygote loads before it forks the workers
+        import mediad.worker.client, mediad.worker.run_ytdlp
+        def redis_modules():
+            return sorted(m for m in sys.modules
+                          if m.split(".")[0] in ("redis", "aioredis", "valkey"))
+        assert not redis_modules(), redis_modules()
+        assert "requests" in sys.modules  # yt-dlp's HTTP, in the zygote, keeps it
+        # The worker's client, as client.Worker makes it, against a real server.
+        import socketio
+        from aiohttp import web
+        async def main():
+            server = socketio.AsyncServer(async_mode="aiohttp")
+            @server.on("ping", namespace="/w")
+            async def ping(sid, data):
+                return {"pong": data}
+            app = web.Application()
+            server.attach(app)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]
+            client = socketio.AsyncClient(reconnection=False)
+            await client.connect(f"http://127.0.0.1:{port}", namespaces=["/w"],
+                                 transports=["websocket"])
+            answer = await client.call("ping", 7, namespace="/w", timeout=10)
+            await client.disconnect()
+            await runner.cleanup()
+            return answer
+        assert asyncio.run(main()) == {"pong": 7}
+        assert not redis_modules(), redis_modules()
+        import redis.asyncio  # not hidden any more
+        print("ok", redis.asyncio.Redis is not None)
+        """,
+        tmp_path,
+    )
+    assert out == "ok True"
 
 
 def test_what_was_imported_already_is_left_as_it_is(tmp_path: Path) -> None:
