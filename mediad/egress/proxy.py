@@ -74,6 +74,7 @@ class EgressProxy:
         self.blocked: list[Blocked] = []
         self.failures: collections.deque[UpstreamFailure] = collections.deque(maxlen=MAX_FAILURES)
         self.bytes_relayed = 0  # bytes passed on after the request heads, both ways
+        self.bytes_spliced = 0  # of them, origin to tool by the kernel (egress.splice)
         self.resolver = resolver or system_resolver
         self.connect_timeout_s = connect_timeout_s
         self.header_timeout_s = header_timeout_s
