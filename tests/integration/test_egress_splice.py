@@ -18,17 +18,16 @@ import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 import uvloop
 
-from mediad.egress import EgressProxy, splice
+from mediad.egress import EgressProxy
 from mediad.netpolicy import NetPolicy
 from tests.support.media import make_random_file, sha256_file
 from tests.support.mediaserver import MediaServer
 from tests.support.polling import eventually
-
-pytestmark = pytest.mark.skipif(not splice.SUPPORTED, reason="no os.splice on this platform")
 
 BIG_BYTES = 24 * 1024 * 1024
 POLICY = NetPolicy(allow_hosts=["127.0.0.1"])
@@ -66,17 +65,26 @@ def proxy_port(proxy: EgressProxy) -> int:
     return int(proxy.url.rsplit(":", 1)[1])
 
 
+class Setup(NamedTuple):
+    server: MediaServer
+    proxy: EgressProxy
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    fds: int  # the process's descriptors before the client connected
+
+
 @contextlib.asynccontextmanager
-async def client(
-    proxy: EgressProxy, limit: int = 2**16
-) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    """A connection to the proxy, aborted on the way out: a case that fails midway must
-    not leave the media server waiting for a reader that is gone."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", proxy_port(proxy), limit=limit)
-    try:
-        yield reader, writer
-    finally:
-        writer.transport.abort()
+async def connected(media: Path, **proxy_options: Any) -> AsyncIterator[Setup]:
+    """A media server, a proxy and a client connected to it. The client is aborted on the
+    way out: a case that fails midway must not leave the media server waiting for a
+    reader that is gone."""
+    async with MediaServer(media) as server, EgressProxy(POLICY, **proxy_options) as proxy:
+        fds = open_fds()
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy_port(proxy))
+        try:
+            yield Setup(server, proxy, reader, writer, fds)
+        finally:
+            writer.transport.abort()
 
 
 def get(url: str) -> bytes:
@@ -100,13 +108,7 @@ async def settled(proxy: EgressProxy, fds: int) -> None:
 
 
 async def plain_download(media: Path) -> None:
-    async with (
-        MediaServer(media) as server,
-        EgressProxy(POLICY) as proxy,
-        contextlib.AsyncExitStack() as stack,
-    ):
-        fds = open_fds()
-        reader, writer = await stack.enter_async_context(client(proxy))
+    async with connected(media) as (server, proxy, reader, writer, fds):
         writer.write(get(server.url("big.bin")))
         head, body = await read_all(reader)
         writer.close()
@@ -119,14 +121,8 @@ async def plain_download(media: Path) -> None:
 
 
 async def tunnel_download(media: Path) -> None:
-    async with (
-        MediaServer(media) as server,
-        EgressProxy(POLICY) as proxy,
-        contextlib.AsyncExitStack() as stack,
-    ):
-        fds = open_fds()
+    async with connected(media) as (server, proxy, reader, writer, fds):
         authority = server.base_url.removeprefix("http://")
-        reader, writer = await stack.enter_async_context(client(proxy))
         writer.write(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode())
         established = await reader.readuntil(b"\r\n\r\n")
         assert established.startswith(b"HTTP/1.1 200")
@@ -147,27 +143,17 @@ async def tunnel_download(media: Path) -> None:
 
 
 async def small_download(media: Path) -> None:
-    async with (
-        MediaServer(media) as server,
-        EgressProxy(POLICY) as proxy,
-        contextlib.AsyncExitStack() as stack,
-    ):
-        reader, writer = await stack.enter_async_context(client(proxy))
+    async with connected(media) as (server, proxy, reader, writer, fds):
         writer.write(get(server.url("small.bin")))
         _, body = await read_all(reader)
         writer.close()
         assert body == (media / "small.bin").read_bytes()
         assert proxy.bytes_spliced == 0  # over before a hand-over would pay
+        await settled(proxy, fds)
 
 
 async def slow_client(media: Path) -> None:
-    async with (
-        MediaServer(media) as server,
-        EgressProxy(POLICY) as proxy,
-        contextlib.AsyncExitStack() as stack,
-    ):
-        fds = open_fds()
-        reader, writer = await stack.enter_async_context(client(proxy, limit=64 * 1024))
+    async with connected(media) as (server, proxy, reader, writer, fds):
         writer.write(get(server.url("big.bin")))
         await reader.readuntil(b"\r\n\r\n")
         start = await reader.readexactly(2 * 1024 * 1024)  # the hand-over is behind us
@@ -190,13 +176,7 @@ async def slow_client(media: Path) -> None:
 
 
 async def client_leaves(media: Path) -> None:
-    async with (
-        MediaServer(media) as server,
-        EgressProxy(POLICY) as proxy,
-        contextlib.AsyncExitStack() as stack,
-    ):
-        fds = open_fds()
-        reader, writer = await stack.enter_async_context(client(proxy))
+    async with connected(media) as (server, proxy, reader, writer, fds):
         writer.write(get(server.url("big.bin", rate=8_000_000)))
         await reader.readuntil(b"\r\n\r\n")
         await reader.readexactly(1024 * 1024)
@@ -224,11 +204,9 @@ async def origin_resets(media: Path) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.transport.abort()  # an RST, not a FIN
 
-    server = await asyncio.start_server(origin, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with server, EgressProxy(POLICY) as proxy, contextlib.AsyncExitStack() as stack:
-        fds = open_fds()
-        reader, writer = await stack.enter_async_context(client(proxy))
+    resetting = await asyncio.start_server(origin, "127.0.0.1", 0)
+    port = resetting.sockets[0].getsockname()[1]
+    async with resetting, connected(media) as (_, proxy, reader, writer, fds):
         writer.write(get(f"http://127.0.0.1:{port}/x"))
         await reader.readuntil(b"\r\n\r\n")
         got = b""
@@ -244,10 +222,7 @@ async def origin_resets(media: Path) -> None:
 
 
 async def idle_origin(media: Path) -> None:
-    idle = EgressProxy(POLICY, idle_timeout_s=0.3)
-    async with MediaServer(media) as server, idle as proxy, contextlib.AsyncExitStack() as stack:
-        fds = open_fds()
-        reader, writer = await stack.enter_async_context(client(proxy))
+    async with connected(media, idle_timeout_s=0.3) as (server, proxy, reader, writer, fds):
         stall = 3 * 1024 * 1024
         writer.write(get(server.url("big.bin", stall_after=stall)))
         async with asyncio.timeout(10):
@@ -258,12 +233,8 @@ async def idle_origin(media: Path) -> None:
 
 
 async def stop_mid_download(media: Path) -> None:
-    async with MediaServer(media) as server, contextlib.AsyncExitStack() as stack:
-        fds = open_fds()
-        proxy = EgressProxy(POLICY)
-        await proxy.start()
-        stack.push_async_callback(proxy.stop)  # (again: it does nothing the second time)
-        reader, writer = await stack.enter_async_context(client(proxy))
+    # (connected's own stop() of the proxy, after ours, does nothing)
+    async with connected(media) as (server, proxy, reader, writer, fds):
         writer.write(get(server.url("big.bin", rate=8_000_000)))
         await reader.readuntil(b"\r\n\r\n")
         await reader.readexactly(1024 * 1024)
@@ -273,7 +244,8 @@ async def stop_mid_download(media: Path) -> None:
             while await reader.read(1024 * 1024):  # the client sees the end
                 pass
         writer.close()
-        await eventually(lambda: open_fds() == fds, timeout_s=10, what=f"back to {fds} fds")
+        # Everything let go of, the proxy's listening socket too.
+        await eventually(lambda: open_fds() == fds - 1, timeout_s=10, what="fds released")
 
 
 # -- the tests ------------------------------------------------------------------------------
