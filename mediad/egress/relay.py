@@ -306,11 +306,13 @@ class Relay:
         self.proxy.bytes_spliced += n
 
     def _spliced_eof(self) -> None:
-        """The origin's EOF, everything before it passed on: as ``on_eof`` for it."""
-        if self.client.transport is not None:
-            self.client.transport.close()
-        if self.origin is not None and self.origin.transport is not None:
-            self.origin.transport.close()
+        """The origin's EOF, everything before it passed on: ``on_eof`` for it, and its
+        transport closed (paused for the pump, it never saw the EOF itself)."""
+        origin = self.origin
+        if origin is not None:
+            self.on_eof(origin)
+            if origin.transport is not None:
+                origin.transport.close()
 
     def _splice_failed(self, exc: OSError) -> None:
         log.debug("egress: splice ended: %s", exc)
@@ -347,7 +349,6 @@ class Relay:
             self._finish()
 
     def abort(self) -> None:
-        self._close_pump()
         self.client.abort()
         if self.origin is not None:
             self.origin.abort()
