@@ -46,8 +46,8 @@ class JobsClient:
         (woken by each event as it arrives: no polling interval adds to the wait)."""
         async with asyncio.timeout(timeout_s):
             while True:
-                for name, data in self.events:
-                    if name in names and data.get("jobId") == job_id:
+                for name, data in self.of(job_id):
+                    if name in names:
                         return name, data
                 self._arrived.clear()
                 await self._arrived.wait()
